@@ -1,0 +1,22 @@
+# Label smoothing and model inversion: reproduce "Be Careful What You Smooth For" (ICLR 2024).
+#   snakemake --profile profiles/slurm all                      # the paper, on a GPU cluster
+#   snakemake --configfile config/demo.yaml --cores 2 all       # the embedded demo (make demo)
+# The config is validated (workflow/schemas/config.schema.yaml) before any job runs.
+
+if not config:
+
+    configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/attack.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/paper.smk"
+
+
+rule all:
+    input:
+        paper_artefacts(),
+    default_target: True

@@ -1,0 +1,116 @@
+"""The config schema and its cross-references: bad configs fail with messages naming the key."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from lsmia.config import ConfigError, attack_settings, load_config, resolve_recipe, validate_config
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def demo() -> dict:
+    return yaml.safe_load((REPO / "config/demo.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def paper() -> dict:
+    return yaml.safe_load((REPO / "config/config.yaml").read_text())
+
+
+def test_shipped_configs_are_valid():
+    assert load_config(REPO / "config/demo.yaml")["experiment"] == "demo"
+    assert load_config(REPO / "config/config.yaml")["experiment"] == "paper"
+
+
+def _error(config: dict) -> str:
+    with pytest.raises(ConfigError) as info:
+        validate_config(config)
+    return str(info.value)
+
+
+def _edit(config: dict, path: str, value) -> dict:
+    config = copy.deepcopy(config)
+    *parents, last = path.split("/")
+    node = config
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    return config
+
+
+@pytest.mark.parametrize(
+    "path, value, expected",
+    [
+        ("recipes/ls0.1/alpha", 1.5, "'recipes.ls0.1.alpha': 1.5 is greater than the maximum of 1"),
+        ("training/epochs", "ten", "'training.epochs': 'ten' is not of type 'integer'"),
+        ("recipes/hard/alpah", 0.1, "'recipes.hard': Additional properties are not allowed ('alpah'"),
+        ("training/alpha_schedule", "cosine", "'training.alpha_schedule': 'cosine' is not one of ['paper', 'none', 'linear']"),
+        ("datasets/synth/source", "mnist", "'datasets.synth.source': 'mnist' is not one of ['synthetic', 'facescrub', 'celeba']"),
+        ("architectures/tiny_resnet/model", "resnet_9000", "unknown model 'resnet_9000'"),
+        ("artefacts/main_table/recipes", ["hard", "ls9"], "unknown recipe 'ls9'"),
+        ("artefacts/main_table/architecture", "vgg", "unknown architecture 'vgg'"),
+        ("datasets/synth/evaluation/architecture", "nope", "'datasets.synth.evaluation.architecture': unknown architecture 'nope'"),
+        ("attack/generator", {"kind": "biggan"}, "'attack.generator': {'kind': 'biggan'} matches none"),
+    ],
+)
+def test_bad_config_names_key_and_allowed_values(demo, path, value, expected):
+    assert expected in _error(_edit(demo, path, value))
+
+
+def test_unknown_top_level_key_lists_allowed_keys(demo):
+    message = _error({**demo, "epochs": 3})
+    assert "'<top level>': Additional properties are not allowed ('epochs'" in message
+    assert "allowed keys: ['architectures', 'artefacts'" in message
+
+
+def test_source_specific_keys_are_required(paper):
+    config = copy.deepcopy(paper)
+    del config["datasets"]["facescrub"]["raw_dir"]
+    assert "'datasets.facescrub': a facescrub dataset needs 'raw_dir'" in _error(config)
+
+
+def test_imagenet_pretraining_needs_weights(paper):
+    config = copy.deepcopy(paper)
+    del config["weights"]["tv:resnet152"]
+    assert "imagenet weights for 'tv:resnet152'" in _error(config)
+
+
+def test_every_problem_is_reported_at_once(demo):
+    config = _edit(_edit(demo, "recipes/ls0.1/alpha", 2), "training/batch_size", 0)
+    message = _error(config)
+    assert "2 problem(s)" in message and "alpha" in message and "batch_size" in message
+
+
+def test_recipe_resolution_merges_defaults(paper):
+    config = validate_config(paper)
+    recipe = resolve_recipe(config, "nls0.05")
+    assert recipe["alpha"] == -0.05 and recipe["alpha_schedule"] == "paper"
+    assert recipe["optimizer"]["lr"] == 0.001 and recipe["epochs"] == 100
+    evaluation = resolve_recipe(config, "eval-facescrub")
+    assert evaluation["lr_schedule"]["milestones"] == [80]
+    assert evaluation["augment"]["resize"] == 299 and evaluation["augment"]["flip"] is True
+
+
+def test_limited_data_recipes_are_derived(paper):
+    config = validate_config(paper)
+    assert resolve_recipe(config, "ls0.1-n2500")["training_set_size"] == 2500
+    assert resolve_recipe(config, "ls0.1-n2500")["alpha"] == 0.1
+    with pytest.raises(ConfigError, match="unknown recipe 'ls0.3-n10'"):
+        resolve_recipe(config, "ls0.3-n10")
+
+
+def test_dataset_attack_overrides(paper):
+    config = validate_config(paper)
+    assert attack_settings(config, "celeba")["sample"]["search_space_size"] == 5000
+    assert attack_settings(config, "celeba")["sample"]["candidates_per_class"] == 200
+    assert attack_settings(config, "facescrub")["optimise"]["iterations"] == 50
+
+
+def test_unreadable_config_file_is_named(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("experiment: [unclosed\n")
+    with pytest.raises(ConfigError, match="broken.yaml: cannot read the config"):
+        load_config(path)

@@ -1,0 +1,219 @@
+"""Load, validate and resolve the workflow configuration (before any job runs)."""
+
+from __future__ import annotations
+
+import copy
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+_DERIVED_RECIPE = re.compile(r"^(?P<base>.+)-n(?P<size>[0-9]+)$")
+_SOURCE_KEYS = {
+    "synthetic": ("identities", "public_identities", "images_per_identity"),
+    "facescrub": ("raw_dir",),
+    "celeba": ("raw_dir", "identities"),
+}
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names every offending key."""
+
+
+def load_config(path: str | Path) -> dict:
+    """Read a YAML config file and validate it."""
+    try:
+        config = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: cannot read the config ({err})") from err
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys, got {type(config).__name__}")
+    return validate_config(config)
+
+
+def validate_config(config: dict) -> dict:
+    """Check ``config`` against the schema and its cross-references; return it with defaults filled."""
+    config = copy.deepcopy(config)
+    problems = [_schema_message(err) for err in _validator().iter_errors(config)]
+    if not problems:
+        problems = _reference_problems(config)
+    if problems:
+        listing = "\n".join(f"  - {p}" for p in sorted(set(problems)))
+        raise ConfigError(f"invalid configuration ({len(set(problems))} problem(s)):\n{listing}")
+    config.setdefault("device", "auto")
+    config.setdefault("seed", 42)
+    config.setdefault("weights", {})
+    config["metrics"].setdefault("prdc_k", 3)
+    config["metrics"].setdefault("batch_size", 64)
+    return config
+
+
+def recipe_names(config: dict) -> list[str]:
+    return list(config["recipes"])
+
+
+def resolve_recipe(config: dict, name: str) -> dict:
+    """The full training recipe: ``training`` defaults overridden by the recipe.
+
+    ``<base>-n<N>`` is ``<base>`` trained on the first N images of the seeded training permutation.
+    """
+    recipes = config["recipes"]
+    if name in recipes:
+        return deep_merge(config["training"], recipes[name])
+    match = _DERIVED_RECIPE.match(name)
+    if match and match["base"] in recipes:
+        recipe = resolve_recipe(config, match["base"])
+        recipe["training_set_size"] = int(match["size"])
+        return recipe
+    raise ConfigError(
+        f"unknown recipe {name!r}: expected one of {sorted(recipes)} or '<recipe>-n<N>' for a limited "
+        "training set"
+    )
+
+
+def attack_settings(config: dict, dataset: str) -> dict:
+    """The attack section with the dataset's overrides applied."""
+    override = config["datasets"][dataset].get("attack", {})
+    return deep_merge(config["attack"], override)
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """A copy of ``base`` with ``override`` merged in recursively (lists and scalars replace)."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(yaml.safe_load(SCHEMA_PATH.read_text()))
+
+
+def _schema_message(error) -> str:
+    key = ".".join(str(part) for part in error.absolute_path) or "<top level>"
+    if error.validator == "oneOf":
+        options = [s.get("const") or s.get("properties", {}).get("kind", {}).get("const")
+                   or s.get("type") for s in error.validator_value]
+        return f"config key '{key}': {error.instance!r} matches none of the allowed forms {options}"
+    if error.validator == "enum":
+        return f"config key '{key}': {error.instance!r} is not one of {error.validator_value}"
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        return f"config key '{key}': {error.message}; allowed keys: {allowed}"
+    if error.validator == "propertyNames":
+        return f"config key '{key}': invalid name {error.instance!r} ({error.message})"
+    return f"config key '{key}': {error.message}"
+
+
+def _reference_problems(config: dict) -> list[str]:
+    problems: list[str] = []
+    datasets, architectures = config["datasets"], config["architectures"]
+
+    def need_dataset(key: str, name: str) -> None:
+        if name not in datasets:
+            problems.append(f"config key '{key}': unknown dataset {name!r}; known: {sorted(datasets)}")
+
+    def need_architecture(key: str, name: str) -> None:
+        if name not in architectures:
+            problems.append(
+                f"config key '{key}': unknown architecture {name!r}; known: {sorted(architectures)}"
+            )
+
+    def need_recipe(key: str, name: str) -> None:
+        try:
+            resolve_recipe(config, name)
+        except ConfigError as err:
+            problems.append(f"config key '{key}': {err}")
+
+    for name, spec in datasets.items():
+        for required in _SOURCE_KEYS[spec["source"]]:
+            if required not in spec:
+                problems.append(
+                    f"config key 'datasets.{name}': a {spec['source']} dataset needs '{required}'"
+                )
+        evaluation = spec["evaluation"]
+        need_architecture(f"datasets.{name}.evaluation.architecture", evaluation["architecture"])
+        need_recipe(f"datasets.{name}.evaluation.recipe", evaluation["recipe"])
+        if evaluation.get("init_from"):
+            need_dataset(f"datasets.{name}.evaluation.init_from", evaluation["init_from"])
+    problems += _architecture_problems(config)
+    for key in ("face", "fid"):
+        extractor = config["metrics"][key]
+        if extractor["kind"] == "public_model":
+            if "architecture" not in extractor:
+                problems.append(f"config key 'metrics.{key}': kind public_model needs 'architecture'")
+            else:
+                need_architecture(f"metrics.{key}.architecture", extractor["architecture"])
+        elif extractor.get("weights") not in config.get("weights", {}):
+            problems.append(
+                f"config key 'metrics.{key}.weights': {extractor.get('weights')!r} is not a key of "
+                f"'weights' (known: {sorted(config.get('weights', {}))})"
+            )
+    need_architecture("metrics.knowledge.architecture", config["metrics"]["knowledge"]["architecture"])
+    need_recipe("metrics.knowledge.recipe", config["metrics"]["knowledge"]["recipe"])
+    for artefact, spec in config["artefacts"].items():
+        for field in ("dataset",):
+            if field in spec:
+                need_dataset(f"artefacts.{artefact}.{field}", spec[field])
+        for index, dataset in enumerate(spec.get("datasets", [])):
+            need_dataset(f"artefacts.{artefact}.datasets[{index}]", dataset)
+        if "architecture" in spec:
+            need_architecture(f"artefacts.{artefact}.architecture", spec["architecture"])
+        for index, arch in enumerate(spec.get("architectures", [])):
+            need_architecture(f"artefacts.{artefact}.architectures[{index}]", arch)
+        names = list(spec.get("recipes", [])) + list(spec.get("others", []))
+        names += [spec["baseline"]] if "baseline" in spec else []
+        for recipe in names:
+            need_recipe(f"artefacts.{artefact}.recipes", recipe)
+    return problems
+
+
+def _architecture_problems(config: dict) -> list[str]:
+    problems = []
+    has_public = any(d["source"] == "synthetic" for d in config["datasets"].values())
+    for name, spec in config["architectures"].items():
+        if not is_known_model(spec["model"]):
+            problems.append(
+                f"config key 'architectures.{name}.model': unknown model {spec['model']!r}; expected a "
+                "timm model name, 'tv:<torchvision model>' or an lsmia architecture "
+                f"({sorted(_lsmia_architectures())})"
+            )
+        pretrained = spec.get("pretrained", "none")
+        if pretrained == "imagenet" and spec["model"] not in config.get("weights", {}):
+            problems.append(
+                f"config key 'architectures.{name}.pretrained': imagenet weights for {spec['model']!r} "
+                "need an entry of that name under 'weights' (url, sha256)"
+            )
+        if pretrained == "public" and not has_public:
+            problems.append(
+                f"config key 'architectures.{name}.pretrained': 'public' pre-training needs a synthetic "
+                "dataset (its public identities)"
+            )
+    return problems
+
+
+def is_known_model(model: str) -> bool:
+    """Whether ``model`` names an lsmia, torchvision (``tv:``) or timm architecture."""
+    if model in _lsmia_architectures():
+        return True
+    if model.startswith("tv:"):
+        import torchvision
+
+        return model[3:] in torchvision.models.list_models()
+    import timm
+
+    return timm.is_model(model)
+
+
+def _lsmia_architectures() -> set[str]:
+    from lsmia.models import known_architectures
+
+    return set(known_architectures())

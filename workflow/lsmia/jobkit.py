@@ -1,0 +1,46 @@
+"""What every Snakemake script does around its one library call: log file, threads, exit codes."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import traceback
+from typing import Iterator
+
+from lsmia.runtime import set_threads
+
+#: Exit status of a job that stopped on SIGTERM after writing its checkpoint (EX_TEMPFAIL):
+#: Snakemake marks it failed, and its retry resumes from the checkpoint.
+PREEMPTED_EXIT = 75
+
+
+@contextlib.contextmanager
+def logged(snakemake) -> Iterator[logging.Logger]:
+    """Send stdout, stderr and logging to the rule's log; use the rule's threads.
+
+    A ``Preempted`` exception (SIGTERM after a checkpoint) ends the job with ``PREEMPTED_EXIT``.
+    """
+    log_path = snakemake.log[0] if len(snakemake.log) else None
+    stream = open(log_path, "a", buffering=1) if log_path else sys.stderr
+    logger = logging.getLogger("lsmia")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    set_threads(snakemake.threads)
+    try:
+        with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+            try:
+                yield logger
+            except BaseException as err:  # noqa: BLE001 - logged, then re-raised or mapped
+                if type(err).__name__ == "Preempted":
+                    logger.warning("preempted: %s; checkpoint written, exiting %d", err, PREEMPTED_EXIT)
+                    stream.flush()
+                    sys.exit(PREEMPTED_EXIT)
+                traceback.print_exc(file=stream)
+                raise
+    finally:
+        logger.removeHandler(handler)
+        if stream is not sys.stderr:
+            stream.close()

@@ -1,0 +1,94 @@
+# Plug & Play attack: three stages, three jobs, three cached outputs. A path
+# attacks/<dataset>/<arch>/<rs>/<ro>/<rsel>/ names the recipe of the target used in each stage
+# (sample/optimise/select), so the stage ablation reuses what the plain attacks computed.
+
+
+localrules:
+    fetch_stylegan2,
+
+
+rule fetch_stylegan2:
+    """Clone NVlabs' stylegan2-ada-pytorch at the pinned commit and download ffhq.pkl (internet)."""
+    output:
+        checkout=directory(config["attack"]["generator"].get("checkout", "resources/stylegan2-ada-pytorch")),
+        pickle=config["attack"]["generator"].get("pickle", "resources/weights/ffhq.pkl"),
+    params:
+        spec=config.get("stylegan2", {}),
+    log:
+        f"{LOGS}/fetch_stylegan2.log",
+    script:
+        "../scripts/fetch_stylegan2.py"
+
+
+rule attack_sample:
+    """Stage 1: score the search space under the target and keep the best latents per class."""
+    input:
+        unpack(generator_inputs),
+        target=lambda wc: target_model(wc.dataset, wc.arch, wc.rs),
+    output:
+        f"{RES}/attacks/{{dataset}}/{{arch}}/{{rs}}/sample.pt",
+    params:
+        attack=lambda wc: attack_params(wc.dataset),
+        device=config["device"],
+    log:
+        f"{LOGS}/attack_sample/{{dataset}}/{{arch}}/{{rs}}.log",
+    benchmark:
+        f"{BENCH}/attack_sample/{{dataset}}/{{arch}}/{{rs}}.tsv"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=32000,
+        runtime=120,
+    script:
+        "../scripts/attack_stage.py"
+
+
+rule attack_optimise:
+    """Stage 2: optimise the latents against the target (Poincaré loss); resumable per batch."""
+    input:
+        unpack(generator_inputs),
+        sample=f"{RES}/attacks/{{dataset}}/{{arch}}/{{rs}}/sample.pt",
+        target=lambda wc: target_model(wc.dataset, wc.arch, wc.ro),
+    output:
+        result=f"{RES}/attacks/{{dataset}}/{{arch}}/{{rs}}/{{ro}}/optimise.pt",
+        gradients=f"{RES}/attacks/{{dataset}}/{{arch}}/{{rs}}/{{ro}}/gradients.csv",
+    params:
+        attack=lambda wc: attack_params(wc.dataset),
+        device=config["device"],
+        state=lambda wc: f"{RES}/attacks/{wc.dataset}/{wc.arch}/{wc.rs}/{wc.ro}/optimise.state.pt",
+    log:
+        f"{LOGS}/attack_optimise/{{dataset}}/{{arch}}/{{rs}}/{{ro}}.log",
+    benchmark:
+        f"{BENCH}/attack_optimise/{{dataset}}/{{arch}}/{{rs}}/{{ro}}.tsv"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=32000,
+        runtime=1440,
+    script:
+        "../scripts/attack_stage.py"
+
+
+rule attack_select:
+    """Stage 3: keep the latents the target is most confident about under random transforms."""
+    input:
+        unpack(generator_inputs),
+        optimised=f"{RES}/attacks/{{dataset}}/{{arch}}/{{rs}}/{{ro}}/optimise.pt",
+        target=lambda wc: target_model(wc.dataset, wc.arch, wc.rsel),
+    output:
+        result=f"{RES}/attacks/{{dataset}}/{{arch}}/{{rs}}/{{ro}}/{{rsel}}/select.pt",
+        grid=f"{RES}/attacks/{{dataset}}/{{arch}}/{{rs}}/{{ro}}/{{rsel}}/images.png",
+    params:
+        attack=lambda wc: attack_params(wc.dataset),
+        device=config["device"],
+    log:
+        f"{LOGS}/attack_select/{{dataset}}/{{arch}}/{{rs}}/{{ro}}/{{rsel}}.log",
+    benchmark:
+        f"{BENCH}/attack_select/{{dataset}}/{{arch}}/{{rs}}/{{ro}}/{{rsel}}.tsv"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=32000,
+        runtime=240,
+    script:
+        "../scripts/attack_stage.py"

@@ -1,0 +1,60 @@
+# Dataset preparation: raw releases (or the synthetic face model) -> packed datasets.
+
+
+rule prepare_synthetic:
+    output:
+        private=packed("{dataset}", "private"),
+        public=packed("{dataset}", "public"),
+        private_codes=f"{RES}/data/{{dataset}}/private/identity_codes.npy",
+        public_codes=f"{RES}/data/{{dataset}}/public/identity_codes.npy",
+        grid=report(
+            f"{RES}/data/{{dataset}}/faces.png",
+            category="Data",
+            caption="../report/synthetic_faces.rst",
+        ),
+    params:
+        spec=lambda wc: DATASETS[wc.dataset],
+    wildcard_constraints:
+        dataset=datasets_of("synthetic"),
+    log:
+        f"{LOGS}/prepare_synthetic/{{dataset}}.log",
+    benchmark:
+        f"{BENCH}/prepare_synthetic/{{dataset}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    script:
+        "../scripts/prepare_synthetic.py"
+
+
+rule prepare_facescrub:
+    input:
+        raw_input("facescrub"),
+    output:
+        packed("{dataset}", "private"),
+    params:
+        spec=lambda wc: DATASETS[wc.dataset],
+    wildcard_constraints:
+        dataset=datasets_of("facescrub"),
+    log:
+        f"{LOGS}/prepare_facescrub/{{dataset}}.log",
+    benchmark:
+        f"{BENCH}/prepare_facescrub/{{dataset}}.tsv"
+    threads: 8
+    resources:
+        mem_mb=32000,
+        runtime=120,
+    script:
+        "../scripts/prepare_raw.py"
+
+
+use rule prepare_facescrub as prepare_celeba with:
+    input:
+        raw_input("celeba"),
+    wildcard_constraints:
+        dataset=datasets_of("celeba"),
+    log:
+        f"{LOGS}/prepare_celeba/{{dataset}}.log",
+    benchmark:
+        f"{BENCH}/prepare_celeba/{{dataset}}.tsv"

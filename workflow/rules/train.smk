@@ -1,0 +1,111 @@
+# Training: public pre-training (demo), target models per recipe, the evaluation model; weights.
+
+
+localrules:
+    fetch_weights,
+
+
+rule fetch_weights:
+    """Download every file under `weights` (needs internet: run it on a login node)."""
+    output:
+        [weights_file(key) for key in config["weights"]],
+    params:
+        weights=config["weights"],
+        files={key: weights_file(key) for key in config["weights"]},
+    log:
+        f"{LOGS}/fetch_weights.log",
+    script:
+        "../scripts/fetch_weights.py"
+
+
+def _public_dataset():
+    return next((n for n, d in DATASETS.items() if d["source"] == "synthetic"), None)
+
+
+rule pretrain_public:
+    """Pre-train an architecture on the public synthetic identities (the demo's ImageNet)."""
+    input:
+        data=lambda wc: packed(wc.dataset, "public"),
+    output:
+        model=f"{RES}/models/{{dataset}}/public/{{arch}}/model.pt",
+        metrics=f"{RES}/models/{{dataset}}/public/{{arch}}/metrics.json",
+    params:
+        arch=lambda wc: ARCHS[wc.arch],
+        recipe=lambda wc: recipe_params("public") if "public" in config["recipes"] else config["training"],
+        device=config["device"],
+        workdir=lambda wc: f"{RES}/models/{wc.dataset}/public/{wc.arch}/checkpoint",
+    wildcard_constraints:
+        dataset=datasets_of("synthetic"),
+    log:
+        f"{LOGS}/pretrain_public/{{dataset}}/{{arch}}.log",
+        epochs=f"{LOGS}/pretrain_public/{{dataset}}/{{arch}}.epochs.csv",
+    benchmark:
+        f"{BENCH}/pretrain_public/{{dataset}}/{{arch}}.tsv"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=60,
+    script:
+        "../scripts/train.py"
+
+
+rule train_target:
+    """A target model: one (dataset, architecture, recipe)."""
+    input:
+        data=lambda wc: packed(wc.dataset),
+        pretrained=lambda wc: pretrained_input(wc.arch),
+    output:
+        model=f"{RES}/models/{{dataset}}/{{arch}}/{{recipe}}/model.pt",
+        metrics=f"{RES}/models/{{dataset}}/{{arch}}/{{recipe}}/metrics.json",
+    params:
+        arch=lambda wc: ARCHS[wc.arch],
+        recipe=lambda wc: recipe_params(wc.recipe),
+        device=config["device"],
+        workdir=lambda wc: f"{RES}/models/{wc.dataset}/{wc.arch}/{wc.recipe}/checkpoint",
+    log:
+        f"{LOGS}/train_target/{{dataset}}/{{arch}}/{{recipe}}.log",
+        epochs=f"{LOGS}/train_target/{{dataset}}/{{arch}}/{{recipe}}.epochs.csv",
+    benchmark:
+        f"{BENCH}/train_target/{{dataset}}/{{arch}}/{{recipe}}.tsv"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=32000,
+        runtime=720,
+    script:
+        "../scripts/train.py"
+
+
+def _evaluation_inputs(wildcards):
+    spec = DATASETS[wildcards.dataset]["evaluation"]
+    inputs = {"data": packed(wildcards.dataset), "pretrained": pretrained_input(spec["architecture"])}
+    if spec.get("init_from"):
+        inputs["init"] = evaluation_model(spec["init_from"])
+    return inputs
+
+
+rule train_evaluation_model:
+    """The evaluation model that judges attack success (another architecture, same private data)."""
+    input:
+        unpack(_evaluation_inputs),
+    output:
+        model=f"{RES}/models/{{dataset}}/evaluation/model.pt",
+        metrics=f"{RES}/models/{{dataset}}/evaluation/metrics.json",
+    params:
+        arch=lambda wc: ARCHS[DATASETS[wc.dataset]["evaluation"]["architecture"]],
+        recipe=lambda wc: recipe_params(DATASETS[wc.dataset]["evaluation"]["recipe"]),
+        device=config["device"],
+        workdir=lambda wc: f"{RES}/models/{wc.dataset}/evaluation/checkpoint",
+    log:
+        f"{LOGS}/train_evaluation_model/{{dataset}}.log",
+        epochs=f"{LOGS}/train_evaluation_model/{{dataset}}.epochs.csv",
+    benchmark:
+        f"{BENCH}/train_evaluation_model/{{dataset}}.tsv"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=32000,
+        runtime=720,
+    script:
+        "../scripts/train.py"
