@@ -8,6 +8,7 @@ import sys
 import traceback
 from typing import Iterator
 
+from lsmia.gpu_lock import acquire_gpu
 from lsmia.runtime import set_threads
 
 #: Exit status of a job that stopped on SIGTERM after writing its checkpoint (EX_TEMPFAIL):
@@ -17,7 +18,8 @@ PREEMPTED_EXIT = 75
 
 @contextlib.contextmanager
 def logged(snakemake) -> Iterator[logging.Logger]:
-    """Send stdout, stderr and logging to the rule's log; use the rule's threads.
+    """Send stdout, stderr and logging to the rule's log; use the rule's threads; a GPU rule
+    (``resources: gpu``) takes a free GPU of its own on a multi-GPU workstation.
 
     A ``Preempted`` exception (SIGTERM after a checkpoint) ends the job with ``PREEMPTED_EXIT``.
     """
@@ -29,8 +31,9 @@ def logged(snakemake) -> Iterator[logging.Logger]:
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     set_threads(snakemake.threads)
+    gpu = acquire_gpu() if getattr(snakemake.resources, "gpu", 0) else contextlib.nullcontext()
     try:
-        with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+        with gpu, contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
             try:
                 yield logger
             except BaseException as err:  # noqa: BLE001 - logged, then re-raised or mapped
