@@ -1,0 +1,229 @@
+"""PPA stage 2: optimise each candidate latent towards its class with the Poincaré loss.
+
+Samples are optimised in batches (across classes, class-major order). After every finished batch the
+results so far go atomically to a state file; a rerun with the same inputs resumes from the next
+batch and gives the same result as an uninterrupted run (bit-identical on CPU). SIGTERM abandons the
+running batch and raises ``Preempted`` (the finished batches are already on disk).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from lsmia.attacks.generators import Generator
+from lsmia.attacks.poincare import poincare_loss
+from lsmia.attacks.views import flip_averaged_softmax, prepare_target, target_logits, target_view
+from lsmia.data import augment
+from lsmia.io import atomic_path, torch_save
+from lsmia.training.trainer import Preempted
+
+log = logging.getLogger(__name__)
+
+TRACES = ("loss_trace", "confidence_trace", "grad_cosine_trace")
+
+
+def optimise_stage(
+    generator: Generator,
+    target: nn.Module,
+    sample_out: dict,
+    *,
+    iterations: int,
+    lr: float,
+    betas: tuple[float, float],
+    crop_scale: tuple[float, float],
+    crop_fraction: float,
+    input_size: int,
+    batch_size: int,
+    seed: int,
+    device: torch.device,
+    state_path: str | Path,
+    log_csv: str | Path,
+    crop_ratio: tuple[float, float] = (1.0, 1.0),
+) -> dict[str, torch.Tensor]:
+    """Adam (``lr``, ``betas``) on one ``w_dim`` latent per sample, broadcast to all style layers.
+
+    Starts from ``sample_out["w"]`` (``C×k×num_ws×w_dim``: its first layer, the truncated one; or
+    ``C×k×w_dim``). Each step: synthesise → centre crop ``crop_fraction`` → resize ``input_size`` →
+    random resized crop (``crop_scale``, ``crop_ratio``; boxes from a generator seeded by ``seed``
+    and the batch number) → target → Poincaré loss towards the sample's class.
+
+    Returns (CPU tensors) ``w`` ``C×k×w_dim``, ``classes``, ``confidence`` ``C×k`` (final target
+    softmax for the class, averaged with the mirror image, no random crop) and per-sample traces
+    ``loss_trace``, ``confidence_trace`` (before each step) and ``grad_cosine_trace`` (cosine
+    between the gradients w.r.t. w of consecutive steps; NaN at step 0), each ``C×k×iterations``.
+    ``log_csv`` gets per-step means per batch (``scope`` = ``batch<i>``) and over all samples
+    (``scope`` = ``all``); it is rewritten after every batch.
+    """
+    if iterations < 1 or batch_size < 1:
+        raise ValueError(f"optimise_stage: iterations ({iterations}) and batch_size ({batch_size}) "
+                         "must be positive")
+    target = prepare_target(target, device)
+    classes = torch.as_tensor(sample_out["classes"], dtype=torch.int64)
+    start_w = sample_out["w"].float()
+    if start_w.dim() == 4:
+        start_w = start_w[:, :, 0]
+    expected = (len(classes), generator.w_dim)
+    if start_w.dim() != 3 or (start_w.shape[0], start_w.shape[2]) != expected:
+        raise ValueError(
+            f"optimise_stage: sample_out['w'] must be C×k×[num_ws×]w_dim with C = {len(classes)} "
+            f"and w_dim = {generator.w_dim}, got {tuple(sample_out['w'].shape)}"
+        )
+    num_classes, per_class = start_w.shape[:2]
+    flat_w = start_w.reshape(-1, generator.w_dim)
+    flat_targets = classes.repeat_interleave(per_class)
+    settings = dict(
+        iterations=iterations, lr=lr, betas=list(betas), crop_scale=list(crop_scale),
+        crop_ratio=list(crop_ratio), crop_fraction=crop_fraction, input_size=input_size,
+        batch_size=batch_size, seed=seed,
+    )
+    fingerprint = _fingerprint(settings, flat_w, flat_targets, generator, target)
+    starts = list(range(0, len(flat_w), batch_size))
+    finished = _load_state(Path(state_path), fingerprint)
+    if finished:
+        log.info("optimise: resuming after %d of %d batches from %s",
+                 len(finished), len(starts), state_path)
+
+    with _sigterm_received() as stop_requested:
+        for number in tqdm(range(len(finished), len(starts)), desc="optimise", file=sys.stderr,
+                           mininterval=10, initial=len(finished), total=len(starts)):
+            rows = slice(starts[number], starts[number] + batch_size)
+            batch = _optimise_batch(
+                generator, target, flat_w[rows], flat_targets[rows], settings,
+                batch_seed=seed * 1_000_003 + number, device=device, stop=stop_requested,
+                state_note=f"{len(finished)} of {len(starts)} batches saved in {state_path}",
+            )
+            finished.append(batch)
+            torch_save({"fingerprint": fingerprint, "batches": finished}, state_path)
+            write_trace_csv(log_csv, finished)
+    write_trace_csv(log_csv, finished)  # also when a complete state was reused
+
+    merged = {key: torch.cat([batch[key] for batch in finished]) for key in finished[0]}
+    shape = (num_classes, per_class)
+    return {
+        "w": merged["w"].reshape(*shape, -1),
+        "classes": classes,
+        "confidence": merged["confidence"].reshape(shape),
+        **{key: merged[key].reshape(*shape, iterations) for key in TRACES},
+    }
+
+
+def _optimise_batch(generator, target, start_w, targets, settings, *, batch_seed, device, stop,
+                    state_note) -> dict[str, torch.Tensor]:
+    iterations, input_size = settings["iterations"], settings["input_size"]
+    w = start_w.clone().to(device).requires_grad_(True)
+    largest_target = int(targets.max())
+    targets = targets.to(device)
+    optimiser = torch.optim.Adam([w], lr=settings["lr"], betas=tuple(settings["betas"]))
+    # Every step's crop boxes up front: one host-to-device copy per batch, none inside the loop.
+    crop_generator = torch.Generator().manual_seed(batch_seed)
+    boxes = augment.crop_boxes(
+        iterations * len(w), input_size, input_size, settings["crop_scale"],
+        settings["crop_ratio"], crop_generator,
+    ).reshape(iterations, len(w), 4).to(device)
+    traces = {key: torch.full((iterations, len(w)), float("nan"), device=device) for key in TRACES}
+    previous_grad = None
+    for step in range(iterations):
+        if stop():
+            raise Preempted(f"optimise_stage: SIGTERM received; {state_note}; rerun to resume")
+        view = target_view(generator.synthesise(w), settings["crop_fraction"], input_size)
+        logits = target_logits(target, augment.crop_and_resize(view, boxes[step], input_size))
+        if largest_target >= logits.shape[1]:
+            raise ValueError(f"optimise_stage: class {largest_target} is beyond the target's "
+                             f"{logits.shape[1]} outputs")
+        losses = poincare_loss(logits, targets, reduction="none")
+        optimiser.zero_grad(set_to_none=True)
+        losses.mean().backward()
+        grad = w.grad.detach().clone()
+        if previous_grad is not None:
+            traces["grad_cosine_trace"][step] = F.cosine_similarity(grad, previous_grad, dim=1)
+        previous_grad = grad
+        traces["loss_trace"][step] = losses.detach()
+        traces["confidence_trace"][step] = logits.detach().softmax(dim=1).gather(
+            1, targets[:, None])[:, 0]
+        optimiser.step()
+    with torch.no_grad():
+        view = target_view(generator.synthesise(w), settings["crop_fraction"], input_size)
+        confidence = flip_averaged_softmax(target, view).gather(1, targets[:, None])[:, 0]
+    result = {"w": w.detach(), "confidence": confidence,
+              **{key: trace.T for key, trace in traces.items()}}
+    return {key: value.cpu() for key, value in result.items()}
+
+
+def write_trace_csv(path: str | Path, batches: list[dict]) -> None:
+    """Per-step mean loss, mean confidence and mean/std of the gradient cosine over samples, for
+    each batch (``scope`` ``batch<i>``) and over all samples (``scope`` ``all``)."""
+    frames = [_trace_frame(f"batch{number}", batch) for number, batch in enumerate(batches)]
+    merged = {key: torch.cat([batch[key] for batch in batches]) for key in TRACES}
+    frames.append(_trace_frame("all", merged))
+    with atomic_path(path) as tmp:
+        pd.concat(frames, ignore_index=True).to_csv(tmp, index=False)
+
+
+def _trace_frame(scope: str, traces: dict) -> pd.DataFrame:
+    cosine = traces["grad_cosine_trace"]
+    return pd.DataFrame({
+        "scope": scope,
+        "iteration": range(cosine.shape[1]),
+        "samples": cosine.shape[0],
+        "loss_mean": traces["loss_trace"].mean(dim=0).numpy(),
+        "confidence_mean": traces["confidence_trace"].mean(dim=0).numpy(),
+        "grad_cosine_mean": cosine.mean(dim=0).numpy(),
+        "grad_cosine_std": cosine.std(dim=0, correction=0).numpy(),
+    })
+
+
+def _fingerprint(settings, flat_w, flat_targets, generator, target) -> str:
+    """Digest of everything that decides the result: a state file from other inputs is ignored."""
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    digest.update(f"{type(generator).__name__}/{generator.w_dim}/{generator.num_ws}/"
+                  f"{generator.image_size}".encode())
+    for tensor in (flat_w, flat_targets, *target.state_dict().values()):
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def _load_state(path: Path, fingerprint: str) -> list[dict]:
+    if not path.exists():
+        return []
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"{path}: unreadable optimisation state ({err}); delete it to restart") \
+            from err
+    if state.get("fingerprint") != fingerprint:
+        log.warning("%s belongs to other inputs or settings: starting afresh", path)
+        return []
+    return state["batches"]
+
+
+@contextlib.contextmanager
+def _sigterm_received() -> Iterator[Callable[[], bool]]:
+    """While active, SIGTERM only sets a flag (checked between steps). Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    received = threading.Event()
+
+    def handler(signum, frame):
+        log.warning("SIGTERM received: stopping after saving finished batches")
+        received.set()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield received.is_set
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,458 @@
+"""Paper tables: each builder selects rows from ``collect_rows`` and ``write_table`` writes them as
+CSV, Markdown and LaTeX (booktabs), with the metric and its direction in every header and a notes
+block saying what the numbers are about."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from lsmia.io import atomic_path
+from lsmia.paper.collect import STAGES
+from lsmia.paper.figures import pareto_front
+
+UP, DOWN = "↑", "↓"
+ARROW_NOTE = (
+    "Arrows give the direction of a stronger attack (more leakage); for test accuracy, of better "
+    "utility."
+)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One table column: ``key`` in the frame, its headers (plain, LaTeX), direction, format."""
+
+    key: str
+    label: str
+    latex: str
+    direction: str | None = None
+    scale: float = 1.0
+    decimals: int | None = 2
+
+    @property
+    def numeric(self) -> bool:
+        return self.decimals is not None
+
+    def header(self) -> str:
+        return f"{self.label} {self.direction}" if self.direction else self.label
+
+    def latex_header(self) -> str:
+        arrow = {UP: r" $\uparrow$", DOWN: r" $\downarrow$"}.get(self.direction, "")
+        return self.latex + arrow
+
+    def value(self, raw):
+        if self.decimals is None or _missing(raw):
+            return raw
+        return float(raw) * self.scale
+
+    def text(self, raw) -> str:
+        if _missing(raw):
+            return "–"
+        if self.decimals is None:
+            return str(raw)
+        return f"{self.value(raw):.{self.decimals}f}"
+
+
+def _missing(value) -> bool:
+    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
+
+
+def _pct(key: str, label: str, latex: str, direction: str) -> Column:
+    return Column(key, f"{label} (%)", latex + r" (\%)", direction, scale=100.0, decimals=2)
+
+
+METRICS: dict[str, Column] = {
+    column.key: column
+    for column in (
+        _pct("test_accuracy", "Test acc.", "Test acc.", UP),
+        Column("ece", "ECE", "ECE", None, decimals=4),
+        _pct("acc1", "Acc@1", "Acc@1", UP),
+        _pct("acc5", "Acc@5", "Acc@5", UP),
+        _pct("acc1_unselected", "Acc@1 unsel.", "Acc@1 unsel.", UP),
+        _pct("acc5_unselected", "Acc@5 unsel.", "Acc@5 unsel.", UP),
+        Column("delta_face", "δ_face", r"$\delta_\mathrm{face}$", DOWN),
+        Column("delta_eval", "δ_eval", r"$\delta_\mathrm{eval}$", DOWN),
+        Column("fid", "FID", "FID", DOWN),
+        Column("precision", "Precision", "Precision", UP, decimals=3),
+        Column("recall", "Recall", "Recall", UP, decimals=3),
+        Column("density", "Density", "Density", UP, decimals=3),
+        Column("coverage", "Coverage", "Coverage", UP, decimals=3),
+        _pct("target_confidence", "Target conf.", "Target conf.", UP),
+        _pct("xi_train", "ξ_train", r"$\xi_\mathrm{train}$", UP),
+        _pct("xi_test", "ξ_test", r"$\xi_\mathrm{test}$", UP),
+        Column("code_distance", "Code dist.", "Code dist.", DOWN, decimals=3),
+        _pct("nearest_identity_accuracy", "Nearest-id. acc.", "Nearest-id. acc.", UP),
+    )
+}
+TEXT: dict[str, Column] = {
+    column.key: column
+    for column in (
+        Column("dataset", "Dataset", "Dataset", decimals=None),
+        Column("architecture", "Architecture", "Architecture", decimals=None),
+        Column("recipe", "Recipe", "Recipe", decimals=None),
+        Column("alpha", "α", r"$\alpha$", decimals=3),
+        Column("defence", "Defence", "Defence", decimals=None),
+        Column("defence_params", "Defence parameters", "Defence parameters", decimals=None),
+        Column("num_train_images", "Training images", "Training images", decimals=None),
+        Column("on_pareto_front", "Pareto front", "Pareto front", decimals=None),
+        *(
+            Column(
+                f"recipe_{s}", f"{s.capitalize()} model", f"{s.capitalize()} model", decimals=None
+            )
+            for s in STAGES
+        ),
+        _pct("delta_acc1", "ΔAcc@1 vs baseline", r"$\Delta$Acc@1 vs baseline", None),
+    )
+}
+ATTACK_COLUMNS = ("acc1", "acc5", "delta_face", "delta_eval", "fid")
+KNOWLEDGE_COLUMNS = ("xi_train", "xi_test")
+LEAKAGE_COLUMNS = ("code_distance", "nearest_identity_accuracy")
+
+
+@dataclass
+class Table:
+    """A built table, ready for ``write_table``; ``frame`` holds raw values under column keys."""
+
+    frame: pd.DataFrame
+    columns: list[Column]
+    caption: str
+    notes: list[str] = field(default_factory=list)
+
+    def write(self, out_stem: str | os.PathLike) -> dict[str, Path]:
+        return write_table(self.frame, self.columns, out_stem, self.caption, self.notes)
+
+
+def write_table(
+    df: pd.DataFrame,
+    columns: Sequence[Column | str],
+    out_stem: str | os.PathLike,
+    caption: str,
+    notes: Sequence[str] = (),
+) -> dict[str, Path]:
+    """Write ``<out_stem>.csv``, ``.md`` and ``.tex``; columns are ``Column``s or metric keys.
+
+    The CSV holds the values in the displayed units at full precision; Markdown and LaTeX round
+    them and end with the notes.
+    """
+    columns = [resolve_column(c) for c in columns]
+    missing = [c.key for c in columns if c.key not in df.columns]
+    if missing:
+        raise KeyError(f"table {Path(out_stem).name!r}: columns {missing} are not in the data")
+    stem = Path(out_stem)
+    paths = {ext: stem.with_name(f"{stem.name}.{ext}") for ext in ("csv", "md", "tex")}
+    records = df[[c.key for c in columns]].to_dict("records")
+
+    csv = pd.DataFrame({c.header(): [c.value(r[c.key]) for r in records] for c in columns})
+    with atomic_path(paths["csv"]) as tmp:
+        csv.to_csv(tmp, index=False)
+    with atomic_path(paths["md"]) as tmp:
+        tmp.write_text(_markdown(records, columns, caption, notes), encoding="utf-8")
+    with atomic_path(paths["tex"]) as tmp:
+        tmp.write_text(_latex(records, columns, caption, notes), encoding="utf-8")
+    return paths
+
+
+def resolve_column(column: Column | str) -> Column:
+    if isinstance(column, Column):
+        return column
+    if column in METRICS:
+        return METRICS[column]
+    if column in TEXT:
+        return TEXT[column]
+    raise KeyError(f"unknown table column {column!r}; known: {sorted(METRICS) + sorted(TEXT)}")
+
+
+def _markdown(records, columns, caption, notes) -> str:
+    def line(cells):
+        return "| " + " | ".join(str(c).replace("|", r"\|") for c in cells) + " |"
+
+    align = ["---:" if c.numeric else ":---" for c in columns]
+    lines = [f"**{caption}**", "", line(c.header() for c in columns), line(align)]
+    lines += [line(c.text(r[c.key]) for c in columns) for r in records]
+    lines += ["", *(f"- {note}" for note in notes)]
+    return "\n".join(lines) + "\n"
+
+
+_LATEX_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "α": r"$\alpha$",
+    "δ": r"$\delta$",
+    "ξ": r"$\xi$",
+    "−": "-",
+    "–": "--",
+    "↑": r"$\uparrow$",
+    "↓": r"$\downarrow$",
+    "≥": r"$\geq$",
+    "≤": r"$\leq$",
+    "×": r"$\times$",
+}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in str(text))
+
+
+def _latex(records, columns, caption, notes) -> str:
+    spec = "".join("r" if c.numeric else "l" for c in columns)
+    body = [
+        r"\begin{table}[t]",
+        r"\centering",
+        rf"\caption{{{latex_escape(caption)}}}",
+        rf"\begin{{tabular}}{{{spec}}}",
+        r"\toprule",
+        " & ".join(c.latex_header() for c in columns) + r" \\",
+        r"\midrule",
+        *(" & ".join(latex_escape(c.text(r[c.key])) for c in columns) + r" \\" for r in records),
+        r"\bottomrule",
+        r"\end{tabular}",
+    ]
+    if notes:
+        body += [r"\par\smallskip", r"\begin{minipage}{\linewidth}\footnotesize"]
+        body += [latex_escape(note) + r"\par" for note in notes]
+        body += [r"\end{minipage}"]
+    body.append(r"\end{table}")
+    return "\n".join(body) + "\n"
+
+
+def describe_rows(rows: pd.DataFrame) -> list[str]:
+    """Notes naming the datasets, target models, recipes and attacked classes of ``rows``, and, for
+    synthetic data, that it is synthetic and which stand-in networks measured it."""
+
+    def listed(column):
+        return ", ".join(str(v) for v in pd.unique(rows[column].dropna()))
+
+    recipes = pd.unique(pd.concat([rows[f"recipe_{s}"] for s in STAGES]))
+    classes = ", ".join(
+        f"{n} classes × {k} images"
+        for n, k in rows[["num_classes", "images_per_class"]]
+        .drop_duplicates()
+        .itertuples(index=False)
+    )
+    notes = [
+        f"Dataset: {listed('dataset')}. Target model: {listed('architecture')}. "
+        f"Recipes: {', '.join(map(str, recipes))}.",
+        f"Attacked: {classes} per attack (final selection).",
+        ARROW_NOTE,
+    ]
+    synthetic = rows[rows["synthetic"].astype(bool)]
+    if len(synthetic):
+        networks = "; ".join(
+            f"evaluation = {e}, face features = {f}, FID features = {d}"
+            for e, f, d in synthetic[["extractor_eval", "extractor_face", "extractor_fid"]]
+            .drop_duplicates()
+            .itertuples(index=False)
+        )
+        which = "All data are" if len(synthetic) == len(rows) else "Some rows use data that are"
+        notes.append(
+            f"{which} synthetic (procedural faces, not the paper's datasets); stand-in networks: "
+            f"{networks}. The numbers check the pipeline, not the paper's values."
+        )
+    return notes
+
+
+def _uniform(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows[~rows["stage_ablation"].astype(bool)]
+
+
+def _select(rows: pd.DataFrame, artefact: str, **keys: Sequence[str]) -> pd.DataFrame:
+    """The uniform rows for every combination of ``keys`` (in the given order), or an error naming
+    each combination that is missing."""
+    wanted = pd.MultiIndex.from_product(list(keys.values()), names=list(keys)).to_frame(index=False)
+    found = wanted.merge(_uniform(rows), on=list(keys), how="left", indicator=True)
+    missing = found[found["_merge"] == "left_only"][list(keys)]
+    if len(missing):
+        raise KeyError(
+            f"{artefact}: no attack metrics for "
+            + "; ".join(
+                ", ".join(f"{k}={v}" for k, v in r.items()) for r in missing.to_dict("records")
+            )
+        )
+    return found.drop(columns="_merge").reset_index(drop=True)
+
+
+def _optional_columns(rows: pd.DataFrame, keys: Sequence[str], artefact: str) -> list[str]:
+    """The optional metric columns given for every row; an error when only some rows have one."""
+    present = []
+    for key in keys:
+        have = rows[key].notna()
+        if have.all():
+            present.append(key)
+        elif have.any():
+            absent = rows.loc[~have, ["dataset", "architecture", "recipe"]].to_dict("records")
+            raise KeyError(f"{artefact}: {key} is missing for {absent} but given for other rows")
+    return present
+
+
+def _attack_table(rows: pd.DataFrame, leading: Sequence[str], artefact: str, caption: str) -> Table:
+    knowledge = _optional_columns(rows, KNOWLEDGE_COLUMNS, artefact)
+    leakage = _optional_columns(rows, LEAKAGE_COLUMNS, artefact)
+    notes = describe_rows(rows)
+    if not knowledge:
+        notes.append("ξ (knowledge extraction) was not computed in this configuration.")
+    columns = [*leading, "test_accuracy", *ATTACK_COLUMNS, *knowledge, *leakage]
+    return Table(rows, [resolve_column(c) for c in columns], caption, notes)
+
+
+def main_table(
+    rows: pd.DataFrame, datasets: Sequence[str], architecture: str, recipes: Sequence[str]
+) -> Table:
+    """Test accuracy and attack metrics for each dataset × recipe (the paper's main table)."""
+    selected = _select(
+        rows,
+        "main_table",
+        dataset=list(datasets),
+        architecture=[architecture],
+        recipe=list(recipes),
+    )
+    return _attack_table(
+        selected,
+        ["dataset", "recipe", "alpha"],
+        "main_table",
+        f"Attack results against {architecture} trained with and without label smoothing.",
+    )
+
+
+def architectures(
+    rows: pd.DataFrame, dataset: str, architectures: Sequence[str], recipes: Sequence[str]
+) -> Table:
+    """The main comparison repeated on other target architectures."""
+    selected = _select(
+        rows,
+        "architectures",
+        dataset=[dataset],
+        architecture=list(architectures),
+        recipe=list(recipes),
+    )
+    return _attack_table(
+        selected,
+        ["architecture", "recipe", "alpha"],
+        "architectures",
+        f"Attack results on {dataset} for other target architectures.",
+    )
+
+
+def alpha_sweep(
+    rows: pd.DataFrame, dataset: str, architecture: str, recipes: Sequence[str]
+) -> Table:
+    """Test accuracy and attack metrics for a grid of α, sorted by α."""
+    selected = _select(
+        rows, "alpha_sweep", dataset=[dataset], architecture=[architecture], recipe=list(recipes)
+    )
+    selected = selected.sort_values("alpha", kind="stable").reset_index(drop=True)
+    return _attack_table(
+        selected,
+        ["recipe", "alpha"],
+        "alpha_sweep",
+        f"Label-smoothing factor α against attack success ({dataset}, {architecture}).",
+    )
+
+
+def training_size_recipe(recipe: str, size: int | None) -> str:
+    """The config's name for ``recipe`` on the first ``size`` training images (None: all)."""
+    return recipe if size is None else f"{recipe}-n{size}"
+
+
+def training_size(
+    rows: pd.DataFrame,
+    dataset: str,
+    architecture: str,
+    recipes: Sequence[str],
+    sizes: Sequence[int],
+) -> Table:
+    """Acc@1 and test accuracy per recipe and training-set size (the full set included)."""
+    names = [training_size_recipe(r, s) for r in recipes for s in (*sizes, None)]
+    selected = _select(
+        rows, "training_size", dataset=[dataset], architecture=[architecture], recipe=names
+    )
+    selected = selected.sort_values(["alpha", "num_train_images"], kind="stable")
+    selected = selected.reset_index(drop=True)
+    columns = ["recipe", "alpha", "num_train_images", "test_accuracy", "acc1", "acc5"]
+    return Table(
+        selected,
+        [resolve_column(c) for c in columns],
+        f"Training-set size against attack success ({dataset}, {architecture}).",
+        describe_rows(selected),
+    )
+
+
+def stage_ablation(
+    rows: pd.DataFrame, dataset: str, architecture: str, baseline: str, others: Sequence[str]
+) -> Table:
+    """Attacks whose stages use different target models, with the change of Acc@1 against the
+    all-baseline attack. Needs, per other recipe, the three single-stage swaps from the baseline;
+    every other combination of the two recipes that was run is shown too."""
+    if not others:
+        raise ValueError("stage_ablation: 'others' must name at least one recipe")
+    here = rows[(rows["dataset"] == dataset) & (rows["architecture"] == architecture)]
+    stage_columns = [f"recipe_{s}" for s in STAGES]
+    combos = here.set_index(stage_columns)
+    required = [(baseline,) * 3]
+    for other in others:
+        required += [tuple(other if i == j else baseline for j in range(3)) for i in range(3)]
+    missing = [c for c in dict.fromkeys(required) if c not in combos.index]
+    if missing:
+        raise KeyError(
+            f"stage_ablation: no attack metrics on {dataset}/{architecture} for stage recipes "
+            + "; ".join("/".join(c) for c in missing)
+            + " (sample/optimise/select)"
+        )
+    keep = here[stage_columns].apply(lambda r: any(set(r) <= {baseline, o} for o in others), axis=1)
+    selected = here[keep].copy()
+    base_acc1 = combos.loc[(baseline,) * 3, "acc1"]
+    selected["delta_acc1"] = selected["acc1"] - base_acc1
+    order = {r: i for i, r in enumerate([baseline, *others])}
+    selected = selected.sort_values(
+        stage_columns, key=lambda s: s.map(order), kind="stable"
+    ).reset_index(drop=True)
+    columns = [*stage_columns, "acc1", "delta_acc1", "acc5", "delta_face", "delta_eval", "fid"]
+    return Table(
+        selected,
+        [resolve_column(c) for c in columns],
+        f"Which attack stage carries the effect: target model per stage ({dataset}, "
+        f"{architecture}; baseline {baseline}).",
+        describe_rows(selected),
+    )
+
+
+def defence_comparison(
+    rows: pd.DataFrame, dataset: str, architecture: str, recipes: Sequence[str]
+) -> Table:
+    """Test accuracy and attack metrics of defended and smoothed models, marking the models on the
+    utility–privacy Pareto front (test accuracy ↑, Acc@1 ↓)."""
+    selected = _select(
+        rows,
+        "defence_comparison",
+        dataset=[dataset],
+        architecture=[architecture],
+        recipe=list(recipes),
+    )
+    front = set(pareto_front(selected[["test_accuracy", "acc1"]].to_numpy()).tolist())
+    selected["on_pareto_front"] = ["yes" if i in front else "no" for i in range(len(selected))]
+    columns = [
+        "recipe",
+        "defence",
+        "defence_params",
+        "alpha",
+        "test_accuracy",
+        *ATTACK_COLUMNS,
+        "on_pareto_front",
+    ]
+    return Table(
+        selected,
+        [resolve_column(c) for c in columns],
+        f"Label smoothing against the defences MID and BiDO ({dataset}, {architecture}).",
+        describe_rows(selected),
+    )
