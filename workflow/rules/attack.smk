@@ -58,6 +58,7 @@ rule attack_optimise:
         state=lambda wc: f"{RES}/attacks/{wc.dataset}/{wc.arch}/{wc.rs}/{wc.ro}/optimise.state.pt",
     log:
         f"{LOGS}/attack_optimise/{{dataset}}/{{arch}}/{{rs}}/{{ro}}.log",
+        iterations=f"{LOGS}/attack_optimise/{{dataset}}/{{arch}}/{{rs}}/{{ro}}.iterations.csv",
     benchmark:
         f"{BENCH}/attack_optimise/{{dataset}}/{{arch}}/{{rs}}/{{ro}}.tsv"
     threads: 2

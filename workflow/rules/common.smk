@@ -71,12 +71,12 @@ def attack_dir(dataset, arch, rs, ro=None, rsel=None):
     return "/".join(parts)
 
 
-def attack_metrics(dataset, arch, recipe, ro=None, rsel=None):
+def attack_metrics_file(dataset, arch, recipe, ro=None, rsel=None):
     """metrics.json of an attack; one recipe means all three stages use that model."""
     return f"{attack_dir(dataset, arch, recipe, ro or recipe, rsel or recipe)}/metrics.json"
 
 
-def knowledge(dataset, arch, recipe):
+def knowledge_file(dataset, arch, recipe):
     return f"{attack_dir(dataset, arch, recipe, recipe, recipe)}/knowledge.json"
 
 
@@ -152,5 +152,5 @@ def extractor_spec(dataset, name):
     return {"kind": spec["kind"], "path": weights_file(spec["weights"]), "name": spec["weights"]}
 
 
-def embeddings(dataset, name):
+def embeddings_file(dataset, name):
     return f"{RES}/embeddings/{dataset}/{name}.pt"

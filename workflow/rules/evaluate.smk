@@ -35,7 +35,7 @@ def _metrics_inputs(wildcards):
         "optimised": f"{attack_dir(dataset, wildcards.arch, wildcards.rs, wildcards.ro)}/optimise.pt",
         "data": packed(dataset),
         "evaluation_model": evaluation_model(dataset),
-        **{f"embeddings_{name}": embeddings(dataset, name) for name in EXTRACTORS},
+        **{f"embeddings_{name}": embeddings_file(dataset, name) for name in EXTRACTORS},
         **{f"extractor_{name}": extractor_spec(dataset, name)["path"] for name in ("face", "fid")},
         **generator_inputs(wildcards),
     }

@@ -32,6 +32,7 @@ rule pretrain_public:
     params:
         arch=lambda wc: ARCHS[wc.arch],
         recipe=lambda wc: recipe_params("public") if "public" in config["recipes"] else config["training"],
+        names=lambda wc: {"architecture": wc.arch, "recipe": "public"},
         device=config["device"],
         workdir=lambda wc: f"{RES}/models/{wc.dataset}/public/{wc.arch}/checkpoint",
     wildcard_constraints:
@@ -61,6 +62,7 @@ rule train_target:
     params:
         arch=lambda wc: ARCHS[wc.arch],
         recipe=lambda wc: recipe_params(wc.recipe),
+        names=lambda wc: {"architecture": wc.arch, "recipe": wc.recipe},
         device=config["device"],
         workdir=lambda wc: f"{RES}/models/{wc.dataset}/{wc.arch}/{wc.recipe}/checkpoint",
     log:
@@ -95,6 +97,10 @@ rule train_evaluation_model:
     params:
         arch=lambda wc: ARCHS[DATASETS[wc.dataset]["evaluation"]["architecture"]],
         recipe=lambda wc: recipe_params(DATASETS[wc.dataset]["evaluation"]["recipe"]),
+        names=lambda wc: {
+            "architecture": DATASETS[wc.dataset]["evaluation"]["architecture"],
+            "recipe": DATASETS[wc.dataset]["evaluation"]["recipe"],
+        },
         device=config["device"],
         workdir=lambda wc: f"{RES}/models/{wc.dataset}/evaluation/checkpoint",
     log:

@@ -1,0 +1,56 @@
+"""Dispatch to the raw-release preparation of each data source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DOWNLOADS = {
+    "facescrub": "the FaceScrub release (cropped faces: actors/faces/<name>/, actresses/faces/<name>/)",
+    "celeba": "CelebA (img_celeba/ or img_align_celeba/, identity_CelebA.txt, "
+    "list_landmarks_celeba.txt, list_eval_partition.txt)",
+}
+
+
+def missing_raw_data(source: str, raw_dir: str, crop: str = "landmarks") -> str | None:
+    """A message naming what to download and where to put it, or None if the layout is complete."""
+    if source == "facescrub":
+        from lsmia.data.facescrub import check_raw_facescrub
+
+        problems = check_raw_facescrub(raw_dir)
+    elif source == "celeba":
+        from lsmia.data.celeba import check_raw_celeba
+
+        problems = check_raw_celeba(raw_dir, crop)
+    else:
+        raise ValueError(f"source {source!r} has no raw release; expected facescrub or celeba")
+    if not problems:
+        return None
+    listing = "\n".join(f"  - {p}" for p in problems)
+    return (
+        f"raw {source} data is incomplete under {Path(raw_dir).resolve()}:\n{listing}\n"
+        f"Download {DOWNLOADS[source]} and put it there (layout: README.md, 'Raw data layout'), "
+        f"or point datasets.<name>.raw_dir at it."
+    )
+
+
+def prepare_raw(source: str, raw_dir: str, out_dir: str, spec: dict) -> None:
+    """Prepare a FaceScrub or CelebA packed dataset as the dataset's config entry says."""
+    common = dict(
+        image_size=spec["image_size"],
+        test_fraction=spec.get("test_fraction", 0.1),
+        seed=spec.get("split_seed", 42),
+        on_corrupt=spec.get("on_corrupt", "fail"),
+    )
+    if source == "facescrub":
+        from lsmia.data.facescrub import prepare_facescrub
+
+        prepare_facescrub(raw_dir, out_dir, **common)
+    elif source == "celeba":
+        from lsmia.data.celeba import prepare_celeba
+
+        prepare_celeba(
+            raw_dir, out_dir, identities=spec.get("identities", 1000),
+            crop=spec.get("crop", "landmarks"), face_factor=spec.get("face_factor", 0.65), **common,
+        )
+    else:
+        raise ValueError(f"source {source!r} has no raw release; expected facescrub or celeba")

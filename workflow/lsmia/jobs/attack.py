@@ -1,0 +1,104 @@
+"""The three stages of the Plug & Play attack as workflow jobs (one output file each)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from lsmia.attacks import load_generator, optimise_stage, sample_stage, save_grid, select_stage
+from lsmia.io import atomic_path, torch_save
+from lsmia.models import load_model
+from lsmia.provenance import provenance
+from lsmia.runtime import resolve_device
+
+log = logging.getLogger("lsmia")
+
+
+def attacked_classes(setting, num_classes: int) -> list[int]:
+    """``all`` classes, or the first N."""
+    if setting == "all":
+        return list(range(num_classes))
+    if not 1 <= int(setting) <= num_classes:
+        raise ValueError(f"attack.classes: {setting} is not between 1 and {num_classes}")
+    return list(range(int(setting)))
+
+
+def _setup(target_path, generator_spec, device):
+    device = resolve_device(device)
+    target, meta = load_model(target_path, device)
+    target.requires_grad_(False)
+    generator = load_generator(generator_spec, device)
+    log.info("target %s (%s, %s), generator %s on %s", target_path, meta["arch"],
+             meta.get("recipe"), generator_spec["kind"], device)
+    return device, target, meta, generator
+
+
+def _save(result: dict, path, attack: dict, meta: dict, stage: str) -> None:
+    result = dict(result)
+    result["info"] = {"stage": stage, "target_recipe": meta.get("recipe"), "settings": attack,
+                      "provenance": provenance(seed=attack["seed"])}
+    torch_save(result, path)
+
+
+def sample_job(*, target, attack: dict, out, device: str) -> None:
+    """Stage 1: score the search space, keep the best latents per class."""
+    device, model, meta, generator = _setup(target, attack["generator"], device)
+    settings = attack["sample"]
+    result = sample_stage(
+        generator, model, attacked_classes(attack.get("classes", "all"), meta["num_classes"]),
+        search_space_size=settings["search_space_size"],
+        candidates_per_class=settings["candidates_per_class"], psi=settings["psi"],
+        cutoff=settings["cutoff"], crop_fraction=settings["crop_fraction"],
+        input_size=meta["input_size"], batch_size=settings["batch_size"], seed=attack["seed"],
+        device=device,
+    )
+    _save(result, out, attack, meta, "sample")
+
+
+def optimise_job(*, target, sample, attack: dict, out, gradients_csv, state, log_csv,
+                 device: str) -> None:
+    """Stage 2: optimise every candidate against the target; resumable per batch."""
+    device, model, meta, generator = _setup(target, attack["generator"], device)
+    settings = attack["optimise"]
+    sample_out = torch.load(sample, map_location="cpu", weights_only=True)
+    result = optimise_stage(
+        generator, model, sample_out, iterations=settings["iterations"], lr=settings["lr"],
+        betas=tuple(settings["betas"]), crop_scale=tuple(settings["crop_scale"]),
+        crop_fraction=attack["sample"]["crop_fraction"], input_size=meta["input_size"],
+        batch_size=settings["batch_size"], seed=attack["seed"], device=device, state_path=state,
+        log_csv=log_csv,
+    )
+    _save(result, out, attack, meta, "optimise")
+    write_gradient_log(log_csv, gradients_csv)
+    Path(state).unlink(missing_ok=True)
+
+
+def write_gradient_log(optimise_log, path) -> None:
+    """Per-iteration loss, confidence and gradient cosine similarity over all samples."""
+    frame = pd.read_csv(optimise_log)
+    frame = frame[frame["scope"] == "all"].rename(columns={
+        "loss_mean": "loss", "confidence_mean": "confidence",
+        "grad_cosine_mean": "grad_cos_mean", "grad_cosine_std": "grad_cos_std",
+    })
+    columns = ["iteration", "samples", "loss", "confidence", "grad_cos_mean", "grad_cos_std"]
+    with atomic_path(path) as tmp:
+        frame[columns].to_csv(tmp, index=False)
+
+
+def select_job(*, target, optimised, attack: dict, out, grid, device: str) -> None:
+    """Stage 3: keep the latents the target scores highest under random transforms."""
+    device, model, meta, generator = _setup(target, attack["generator"], device)
+    settings = attack["select"]
+    optimise_out = torch.load(optimised, map_location="cpu", weights_only=True)
+    result = select_stage(
+        generator, model, optimise_out, final_per_class=settings["final_per_class"],
+        transforms=settings["transforms"], crop_scale=tuple(settings["crop_scale"]),
+        crop_ratio=tuple(settings["crop_ratio"]), crop_fraction=attack["sample"]["crop_fraction"],
+        input_size=meta["input_size"], batch_size=settings["batch_size"], seed=attack["seed"],
+        device=device, image_size=settings.get("image_size"),
+    )
+    _save(result, out, attack, meta, "select")
+    save_grid(result["images"], result["classes"], grid)

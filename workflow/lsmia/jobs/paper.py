@@ -1,0 +1,101 @@
+"""Build the paper's artefacts from the collected metrics files."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lsmia.data.packed import PackedDataset
+from lsmia.io import load_json
+from lsmia.models import load_model
+from lsmia.paper import figures, tables
+from lsmia.paper.claims import evaluate_claims, write_claims
+from lsmia.paper.collect import collect_rows
+from lsmia.paper.embeddings import class_features
+from lsmia.runtime import resolve_device
+
+
+def table_artefact(name: str, spec: dict, inputs, table_stem: Path, figure_stem: Path | None = None):
+    """A table artefact (and its figure, for training_size, alpha_sweep and defence_comparison)."""
+    rows = collect_rows(inputs.models, inputs.attacks, inputs.get("knowledge", []))
+    if name == "main_table":
+        table = tables.main_table(rows, spec["datasets"], spec["architecture"], spec["recipes"])
+    elif name == "stage_ablation":
+        table = tables.stage_ablation(rows, spec["dataset"], spec["architecture"], spec["baseline"],
+                                      spec["others"])
+    elif name == "architectures":
+        table = tables.architectures(rows, spec["dataset"], spec["architectures"], spec["recipes"])
+    elif name == "training_size":
+        table = tables.training_size(rows, spec["dataset"], spec["architecture"], spec["recipes"],
+                                     spec["sizes"])
+        figures.training_size_figure(table.frame, figure_stem)
+    elif name == "alpha_sweep":
+        table = tables.alpha_sweep(rows, spec["dataset"], spec["architecture"], spec["recipes"])
+        figures.alpha_sweep_figure(table.frame, figure_stem)
+    elif name == "defence_comparison":
+        table = tables.defence_comparison(rows, spec["dataset"], spec["architecture"],
+                                          spec["recipes"])
+        figures.defence_figure(table.frame, figure_stem)
+    else:
+        raise ValueError(f"{name!r} is not a table artefact")
+    table.write(table_stem)
+
+
+def _alpha(model_metrics: str | Path) -> float:
+    return float(load_json(model_metrics)["alpha"])
+
+
+def embeddings_artefact(spec: dict, model_paths: Sequence[str], data_dir: Path, out_stem: Path,
+                        device: str) -> None:
+    """Penultimate features of three classes per α on their template plane."""
+    device = resolve_device(device)
+    dataset = PackedDataset(data_dir, split="test")
+    panels = {}
+    for path in model_paths:
+        model, meta = load_model(path, device)
+        alpha = float(meta["resolved_recipe"]["alpha"])
+        panels[alpha] = class_features(model, dataset, spec["classes"], meta["input_size"], device)
+    names = [dataset.identities[c] for c in spec["classes"]]
+    figures.embeddings_figure(panels, spec["classes"], out_stem, class_names=names)
+
+
+def gradient_artefact(model_metrics: Sequence[str], logs: Sequence[str], out_stem: Path) -> None:
+    """Gradient cosine similarity per iteration, one line per α."""
+    curves = {_alpha(m): figures.read_gradient_log(log) for m, log in zip(model_metrics, logs)}
+    figures.gradient_similarity_figure(curves, out_stem)
+
+
+def sample_grid_artefact(spec: dict, model_metrics: Sequence[str], selected: Sequence[str],
+                         data_dir: Path, out_stem: Path) -> None:
+    """Final attack images of the first identities per α, next to real training images."""
+    dataset = PackedDataset(data_dir, split="train")
+    count, classes = spec.get("images", 3), range(spec.get("classes", 4))
+    real = {}
+    for label in classes:
+        rows = np.flatnonzero(dataset.labels == label)[:count]
+        images, _ = dataset.batch(rows)
+        real[dataset.identities[label]] = list(images.permute(0, 2, 3, 1).numpy())
+    attacks = {}
+    for metrics, path in zip(model_metrics, selected):
+        result = torch.load(path, map_location="cpu", weights_only=True)
+        by_class = {}
+        for label in classes:
+            chosen = (result["classes"] == label).nonzero().flatten()[:count]
+            by_class[dataset.identities[label]] = list(result["images"][chosen].numpy())
+        attacks[_alpha(metrics)] = by_class
+    figures.sample_grid_figure(real, attacks, out_stem, images_per_group=count)
+
+
+def claims_artefact(spec: dict, inputs, gradient_recipes: Sequence[str], out_md: Path,
+                    out_csv: Path) -> pd.DataFrame:
+    """Evaluate the paper's claims on every collected number."""
+    rows = collect_rows(inputs.models, inputs.attacks, inputs.knowledge)
+    logs = {recipe: figures.read_gradient_log(path)
+            for recipe, path in zip(gradient_recipes, inputs.gradients)}
+    claims = evaluate_claims(rows, spec, gradient_logs=logs)
+    write_claims(claims, out_md, out_csv)
+    return claims

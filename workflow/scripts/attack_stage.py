@@ -1,0 +1,16 @@
+"""One stage of the Plug & Play attack: rules attack_sample, attack_optimise, attack_select."""
+from lsmia.jobkit import logged
+from lsmia.jobs.attack import optimise_job, sample_job, select_job
+
+with logged(snakemake):
+    common = dict(target=snakemake.input.target, attack=snakemake.params.attack,
+                  device=snakemake.params.device)
+    if snakemake.rule == "attack_sample":
+        sample_job(out=snakemake.output[0], **common)
+    elif snakemake.rule == "attack_optimise":
+        optimise_job(sample=snakemake.input.sample, out=snakemake.output.result,
+                     gradients_csv=snakemake.output.gradients, state=snakemake.params.state,
+                     log_csv=snakemake.log.iterations, **common)
+    else:
+        select_job(optimised=snakemake.input.optimised, out=snakemake.output.result,
+                   grid=snakemake.output.grid, **common)

@@ -1,0 +1,14 @@
+"""Knowledge extraction score ξ of one attack."""
+from pathlib import Path
+
+from lsmia.jobkit import logged
+from lsmia.jobs.evaluate import knowledge_job
+
+with logged(snakemake):
+    knowledge_job(
+        selected=snakemake.input.selected, data_dir=Path(snakemake.input.data[0]).parent,
+        arch=snakemake.params.arch, recipe=snakemake.params.recipe,
+        pretrained=snakemake.input.get("pretrained") or None, wildcards=snakemake.wildcards,
+        device=snakemake.params.device, workdir=snakemake.params.workdir,
+        log_csv=snakemake.log.epochs, out=snakemake.output[0],
+    )
