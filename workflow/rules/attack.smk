@@ -34,7 +34,7 @@ rule attack_sample:
         f"{LOGS}/attack_sample/{{dataset}}/{{arch}}/{{rs}}.log",
     benchmark:
         f"{BENCH}/attack_sample/{{dataset}}/{{arch}}/{{rs}}.tsv"
-    threads: 2
+    threads: 1
     resources:
         gpu=1,
         mem_mb=32000,
@@ -61,7 +61,7 @@ rule attack_optimise:
         iterations=f"{LOGS}/attack_optimise/{{dataset}}/{{arch}}/{{rs}}/{{ro}}.iterations.csv",
     benchmark:
         f"{BENCH}/attack_optimise/{{dataset}}/{{arch}}/{{rs}}/{{ro}}.tsv"
-    threads: 2
+    threads: 1
     resources:
         gpu=1,
         mem_mb=32000,
@@ -86,7 +86,7 @@ rule attack_select:
         f"{LOGS}/attack_select/{{dataset}}/{{arch}}/{{rs}}/{{ro}}/{{rsel}}.log",
     benchmark:
         f"{BENCH}/attack_select/{{dataset}}/{{arch}}/{{rs}}/{{ro}}/{{rsel}}.tsv"
-    threads: 2
+    threads: 1
     resources:
         gpu=1,
         mem_mb=32000,

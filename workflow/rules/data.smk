@@ -20,7 +20,7 @@ rule prepare_synthetic:
         f"{LOGS}/prepare_synthetic/{{dataset}}.log",
     benchmark:
         f"{BENCH}/prepare_synthetic/{{dataset}}.tsv"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=20,

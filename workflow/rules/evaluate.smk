@@ -19,7 +19,7 @@ rule real_embeddings:
         f"{LOGS}/real_embeddings/{{dataset}}/{{extractor}}.log",
     benchmark:
         f"{BENCH}/real_embeddings/{{dataset}}/{{extractor}}.tsv"
-    threads: 2
+    threads: 1
     resources:
         gpu=1,
         mem_mb=32000,
@@ -61,7 +61,7 @@ rule attack_metrics:
         f"{LOGS}/attack_metrics/{{dataset}}/{{arch}}/{{rs}}/{{ro}}/{{rsel}}.log",
     benchmark:
         f"{BENCH}/attack_metrics/{{dataset}}/{{arch}}/{{rs}}/{{ro}}/{{rsel}}.tsv"
-    threads: 2
+    threads: 1
     resources:
         gpu=1,
         mem_mb=32000,
@@ -88,7 +88,7 @@ rule knowledge_extraction:
         epochs=f"{LOGS}/knowledge_extraction/{{dataset}}/{{arch}}/{{recipe}}.epochs.csv",
     benchmark:
         f"{BENCH}/knowledge_extraction/{{dataset}}/{{arch}}/{{recipe}}.tsv"
-    threads: 2
+    threads: 1
     resources:
         gpu=1,
         mem_mb=32000,

@@ -165,7 +165,7 @@ if "embeddings" in ART:
             f"{LOGS}/paper/embeddings.log",
         benchmark:
             f"{BENCH}/paper/embeddings.tsv"
-        threads: 2
+        threads: 1
         script:
             "../scripts/paper_embeddings.py"
 

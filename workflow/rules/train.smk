@@ -42,7 +42,7 @@ rule pretrain_public:
         epochs=f"{LOGS}/pretrain_public/{{dataset}}/{{arch}}.epochs.csv",
     benchmark:
         f"{BENCH}/pretrain_public/{{dataset}}/{{arch}}.tsv"
-    threads: 2
+    threads: 1
     resources:
         gpu=1,
         mem_mb=8000,
@@ -70,7 +70,7 @@ rule train_target:
         epochs=f"{LOGS}/train_target/{{dataset}}/{{arch}}/{{recipe}}.epochs.csv",
     benchmark:
         f"{BENCH}/train_target/{{dataset}}/{{arch}}/{{recipe}}.tsv"
-    threads: 2
+    threads: 1
     resources:
         gpu=1,
         mem_mb=32000,
@@ -108,7 +108,7 @@ rule train_evaluation_model:
         epochs=f"{LOGS}/train_evaluation_model/{{dataset}}.epochs.csv",
     benchmark:
         f"{BENCH}/train_evaluation_model/{{dataset}}.tsv"
-    threads: 2
+    threads: 1
     resources:
         gpu=1,
         mem_mb=32000,

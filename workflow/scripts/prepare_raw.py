@@ -6,4 +6,5 @@ from lsmia.jobkit import logged
 
 with logged(snakemake):
     spec = snakemake.params.spec
-    prepare_raw(spec["source"], spec["raw_dir"], str(Path(snakemake.output[0]).parent), spec)
+    prepare_raw(spec["source"], spec["raw_dir"], str(Path(snakemake.output[0]).parent), spec,
+                workers=snakemake.threads)

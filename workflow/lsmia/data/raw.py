@@ -33,13 +33,14 @@ def missing_raw_data(source: str, raw_dir: str, crop: str = "landmarks") -> str 
     )
 
 
-def prepare_raw(source: str, raw_dir: str, out_dir: str, spec: dict) -> None:
+def prepare_raw(source: str, raw_dir: str, out_dir: str, spec: dict, workers: int = 1) -> None:
     """Prepare a FaceScrub or CelebA packed dataset as the dataset's config entry says."""
     common = dict(
         image_size=spec["image_size"],
         test_fraction=spec.get("test_fraction", 0.1),
         seed=spec.get("split_seed", 42),
         on_corrupt=spec.get("on_corrupt", "fail"),
+        workers=workers,
     )
     if source == "facescrub":
         from lsmia.data.facescrub import prepare_facescrub

@@ -1,0 +1,171 @@
+"""Feature extractors for the metrics: FaceNet (δ_face), Inception-v3 pool features (FID, PRDC) and
+the penultimate layer of a classifier (δ_eval; the demo's stand-ins for FaceNet and Inception).
+
+Weights are read only from files (``resources/…``); nothing is downloaded at run time. Features are
+computed in float32 (no autocast), so metrics do not depend on mixed precision.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from lsmia.data import augment
+from lsmia.weights import require, sha256_of
+
+FACENET_SIZE = 160
+#: facenet-pytorch's ``fixed_image_standardization``, (p − 127.5) / 128 for p in [0, 255], is
+#: x · 127.5 / 128 for x = p / 127.5 − 1 in [−1, 1].
+FACENET_SCALE = 127.5 / 128.0
+INCEPTION_FEATURES = "2048"
+
+
+class FeatureExtractor(Protocol):
+    """``name`` identifies network and weights (cached embeddings are checked against it);
+    ``input_size`` is the side the network sees; calling it maps ``N×3×H×W`` images in [−1, 1]
+    (any size, any device) to ``N×D`` float32 features on the extractor's device."""
+
+    name: str
+    input_size: int
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor: ...
+
+
+class NetworkExtractor:
+    """A frozen network behind the ``FeatureExtractor`` protocol.
+
+    ``forward(network, images)`` receives [−1, 1] float images already on the network's device; it
+    does its own resizing and normalisation. Non-finite features raise ``FloatingPointError``."""
+
+    def __init__(self, name: str, input_size: int, network: nn.Module,
+                 forward: Callable[[nn.Module, torch.Tensor], torch.Tensor]):
+        self.name = name
+        self.input_size = int(input_size)
+        self.network = network.eval().requires_grad_(False)
+        self._forward = forward
+
+    @property
+    def device(self) -> torch.device:
+        tensor = next(itertools.chain(self.network.parameters(), self.network.buffers()), None)
+        return tensor.device if tensor is not None else torch.device("cpu")
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        if images.dim() != 4 or images.shape[1] != 3 or not images.is_floating_point():
+            raise ValueError(f"extractor {self.name}: expected float N×3×H×W images in [−1, 1], "
+                             f"got {images.dtype} {tuple(images.shape)}")
+        images = images.to(self.device, torch.float32)
+        if self.device.type == "cuda":
+            images = images.contiguous(memory_format=torch.channels_last)
+        features = self._forward(self.network, images).float().flatten(1)
+        if len(features) != len(images):
+            raise RuntimeError(f"extractor {self.name}: {len(features)} feature rows for "
+                               f"{len(images)} images")
+        if not torch.isfinite(features).all():
+            raise FloatingPointError(f"extractor {self.name}: NaN or infinite features")
+        return features
+
+
+def facenet(weights_path: str | os.PathLike,
+            device: torch.device | str = "cpu") -> NetworkExtractor:
+    """FaceNet (facenet-pytorch ``InceptionResnetV1``) with the state dict at ``weights_path``
+    (VGGFace2: ``20180402-114759-vggface2.pt``). Its 8631-way ``logits`` layer, when present, is not
+    needed for embeddings and is dropped; every other key must match. Input: 160 px, fixed image
+    standardisation; output: the 512-d L2-normalised embedding."""
+    from facenet_pytorch import InceptionResnetV1
+
+    path = require(weights_path)
+    state = _load_state_dict(path)
+    state = {key: value for key, value in state.items() if not key.startswith("logits.")}
+    network = InceptionResnetV1(pretrained=None, classify=False)
+    _load_strict(network, state, path)
+
+    def forward(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        return net(augment.resize(images, FACENET_SIZE) * FACENET_SCALE)
+
+    return NetworkExtractor(_name("facenet", path), FACENET_SIZE, network.to(device), forward)
+
+
+def inception_fid(weights_path: str | os.PathLike,
+                  device: torch.device | str = "cpu") -> NetworkExtractor:
+    """torch-fidelity's ``FeatureExtractorInceptionV3`` (the TF FID Inception) with weights from
+    ``weights_path``; 2048-d pool features. It takes uint8 images of any size and resizes them to
+    299 px itself (TF1-style bilinear), so [−1, 1] images are only quantised back to uint8."""
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    path = require(weights_path)
+    try:
+        network = FeatureExtractorInceptionV3("inception-v3-compat", [INCEPTION_FEATURES],
+                                              feature_extractor_weights_path=str(path))
+    except RuntimeError as err:  # load_state_dict's key/shape mismatch
+        raise ValueError(f"{path}: not torch-fidelity Inception-v3 weights ({err})") from err
+
+    def forward(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        as_uint8 = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        return net(as_uint8)[0]
+
+    return NetworkExtractor(_name("inception", path), FeatureExtractorInceptionV3.INPUT_IMAGE_SIZE,
+                            network.to(device), forward)
+
+
+def model_penultimate(model: nn.Module, input_size: int, name: str) -> NetworkExtractor:
+    """Penultimate (pre-logit) features of an lsmia classifier at its ``input_size``."""
+    from lsmia.models import penultimate
+
+    def forward(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        return penultimate(net, augment.resize(images, input_size))
+
+    return NetworkExtractor(name, input_size, model, forward)
+
+
+def load_extractor(spec: dict, device: torch.device | str) -> NetworkExtractor:
+    """Build an extractor from ``{kind: facenet | inception | model, path: …, name?: …}``.
+
+    ``model`` is an lsmia model file (``lsmia.models.load_model``). The extractor's name is
+    ``<name or kind>@<first 12 hex digits of the file's SHA-256>``, so embeddings cached with other
+    weights are recognised as stale."""
+    if not isinstance(spec, dict) or "kind" not in spec or "path" not in spec:
+        raise ValueError(f"extractor spec: expected a mapping with 'kind' and 'path', got {spec!r}")
+    kind, path = spec["kind"], Path(spec["path"])
+    if kind == "facenet":
+        extractor = facenet(path, device)
+    elif kind == "inception":
+        extractor = inception_fid(path, device)
+    elif kind == "model":
+        from lsmia.models import load_model
+
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: model file of the extractor not found")
+        model, meta = load_model(path, torch.device(device))
+        if "input_size" not in meta:
+            raise KeyError(f"{path}: model metadata has no 'input_size'")
+        extractor = model_penultimate(model.to(device), meta["input_size"], _name("model", path))
+    else:
+        raise ValueError(f"extractor spec kind: expected facenet, inception or model, got {kind!r}")
+    if spec.get("name"):
+        extractor.name = _name(spec["name"], path)
+    return extractor
+
+
+def _name(label: str, path: Path) -> str:
+    return f"{label}@{sha256_of(path)[:12]}"
+
+
+def _load_state_dict(path: Path) -> dict:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path}: expected a state dict (parameter name → tensor)")
+    return state
+
+
+def _load_strict(network: nn.Module, state: dict, path: Path) -> None:
+    try:
+        network.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"{path}: weights do not fit {type(network).__name__} ({err})") from err
