@@ -1,0 +1,98 @@
+"""torchvision classifiers behind timm's interface, with torchvision's own state-dict keys.
+
+The adapter adopts the torchvision model's child modules under their original names, so ImageNet
+weight files from ``download.pytorch.org`` and checkpoints of code that used torchvision directly
+load without renaming. Families: ResNet (``resnet*``, ``resnext*``, ``wide_resnet*``), DenseNet and
+Inception-v3 (built without its auxiliary head; inputs must already be in [−1, 1]).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import torch
+from torch import nn
+
+log = logging.getLogger("lsmia.models")
+
+__all__ = ["TorchvisionModel", "SUPPORTED_FAMILIES"]
+
+SUPPORTED_FAMILIES = ("ResNet", "DenseNet", "Inception3")
+_INCEPTION_STAGES = ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1",
+                     "Conv2d_3b_1x1", "Conv2d_4a_3x3", "maxpool2", "Mixed_5b", "Mixed_5c",
+                     "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e",
+                     "Mixed_7a", "Mixed_7b", "Mixed_7c")
+_RESNET_STAGES = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+# torchvision's DenseNet files still use the old module names "norm.1", "conv.2", … in dense layers
+_LEGACY_DENSE_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.([12]\.\w+)$")
+
+
+class TorchvisionModel(nn.Module):
+    """``torchvision.models.get_model(name, num_classes=..., **kwargs)`` with ``forward_features``,
+    ``forward_head``, ``get_classifier`` and ``reset_classifier``."""
+
+    def __init__(self, name: str, num_classes: int, **kwargs):
+        super().__init__()
+        import torchvision
+
+        if name not in torchvision.models.list_models():
+            raise ValueError(f"unknown torchvision model 'tv:{name}'")
+        if name == "inception_v3":
+            for key, allowed in (("aux_logits", False), ("transform_input", False)):
+                if kwargs.get(key, allowed) != allowed:
+                    raise ValueError(f"tv:inception_v3: {key}={kwargs[key]!r} is not supported "
+                                     f"(lsmia feeds [−1, 1] images and uses no auxiliary head)")
+                kwargs[key] = allowed
+            kwargs.setdefault("init_weights", True)
+        net = torchvision.models.get_model(name, weights=None, num_classes=num_classes, **kwargs)
+        self.family = type(net).__name__
+        if self.family not in SUPPORTED_FAMILIES:
+            raise ValueError(f"tv:{name} is a {self.family}; lsmia adapts the torchvision "
+                             f"families {list(SUPPORTED_FAMILIES)} (or use a timm name)")
+        for child_name, child in net.named_children():
+            self.add_module(child_name, child)
+        self.tv_name = name
+        self.classifier_name = "classifier" if self.family == "DenseNet" else "fc"
+        self.num_features = self.get_classifier().in_features
+        self.num_classes = num_classes
+
+    def adapt_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Weight files as torchvision publishes them → this model's keys: DenseNet's legacy
+        dense-layer names are renamed, Inception's auxiliary-head tensors dropped (logged)."""
+        if self.family == "DenseNet":
+            return {_LEGACY_DENSE_KEY.sub(r"\1\2", key): value for key, value in state.items()}
+        if self.family == "Inception3":
+            auxiliary = [key for key in state if key.startswith("AuxLogits.")]
+            if auxiliary:
+                log.info("dropping %d AuxLogits.* tensors (lsmia's Inception-v3 has no auxiliary "
+                         "head)", len(auxiliary))
+            return {key: value for key, value in state.items() if key not in auxiliary}
+        return state
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        if self.family == "DenseNet":
+            return torch.relu(self.features(x))
+        stages = _INCEPTION_STAGES if self.family == "Inception3" else _RESNET_STAGES
+        for stage in stages:
+            x = getattr(self, stage)(x)
+        return x
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = torch.nn.functional.adaptive_avg_pool2d(x, 1)
+        if self.family == "Inception3":
+            x = self.dropout(x)
+        x = torch.flatten(x, 1)
+        return x if pre_logits else self.get_classifier()(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self) -> nn.Module:
+        return getattr(self, self.classifier_name)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A fresh classifier for ``num_classes`` (0: none, ``forward`` returns pre-logits)."""
+        self.num_classes = num_classes
+        head = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+        setattr(self, self.classifier_name, head)

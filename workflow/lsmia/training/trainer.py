@@ -1,0 +1,309 @@
+"""Train a classifier on a packed dataset with (negative) label smoothing: resumable and seeded.
+
+``train`` runs a resolved recipe (``lsmia.training.recipe``). After every epoch it writes
+``<workdir>/checkpoint.pt`` atomically: model, optimiser, LR scheduler, the one ``torch.Generator``
+that drives shuffling and augmentation, the global torch RNG states (dropout, MID's sampling) and
+the per-epoch rows of the CSV log. A rerun with the same recipe, model and data resumes from it; on
+CPU it ends with weights bit-identical to an uninterrupted run. A checkpoint made for another
+recipe, architecture or training set is ignored (with a warning) and training starts over.
+
+SIGTERM (e.g. a cluster pre-empting the job) is caught: training stops at the next batch boundary,
+keeps the last epoch's checkpoint (work since then is redone on resume) and raises ``Preempted``,
+which scripts turn into exit code ``Preempted.exit_code`` (75, EX_TEMPFAIL). A non-finite loss
+raises ``FloatingPointError`` naming epoch and batch; the caller then writes no model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import json
+import logging
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from lsmia.data.augment import TrainAugment, eval_transform
+from lsmia.data.packed import PackedDataset, iterate_batches
+from lsmia.data.splits import limit_training_set
+from lsmia.io import atomic_path, torch_save
+from lsmia.runtime import autocast, seed_everything
+
+from .calibration import expected_calibration_error
+from .losses import label_smoothing_loss
+from .recipe import build_lr_scheduler, build_optimizer, check_recipe, lr_milestones
+from .schedules import alpha_at
+
+log = logging.getLogger("lsmia.training")
+
+CHECKPOINT_FILE = "checkpoint.pt"
+CHECKPOINT_FORMAT = "lsmia-train-checkpoint"
+CHECKPOINT_VERSION = 1
+CSV_COLUMNS = ("epoch", "loss", "alpha_t", "lr", "train_acc", "test_acc", "seconds")
+ECE_BINS = 15
+
+
+class Preempted(RuntimeError):
+    """Training stopped on SIGTERM; the last epoch checkpoint is on disk, rerun to resume."""
+
+    exit_code = 75  # EX_TEMPFAIL: try again
+
+
+def train(model: nn.Module, recipe: Mapping, train_set: PackedDataset,
+          test_set: PackedDataset | None, *, device: torch.device | str,
+          workdir: str | os.PathLike, log_csv: str | os.PathLike, input_size: int,
+          progress: bool = True) -> dict:
+    """Train ``model`` in place for ``recipe["epochs"]`` epochs and return final metrics.
+
+    ``train_set`` is limited to ``recipe["training_set_size"]`` images (first N of the seed-42
+    permutation). Seed the global RNG with ``recipe["seed"]`` before creating ``model`` so the
+    initialisation is reproducible too. Models with ``forward_with_regulariser(x, y) -> (logits,
+    extra_loss)`` (defences) are trained through it, with loss = label-smoothing loss + extra_loss.
+
+    Returns ``test_accuracy``, ``test_ece`` (15 bins; both None without a test set),
+    ``train_images``, ``test_images``, ``epochs``, ``train_loss`` and ``train_accuracy`` (both of
+    the last epoch).
+    """
+    recipe = check_recipe(recipe)
+    device = torch.device(device)
+    workdir = Path(workdir)
+    train_set = _limited(train_set, recipe["training_set_size"])
+    generator = seed_everything(recipe["seed"])
+    model.to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(model.parameters(), recipe["optimizer"])
+    scheduler = build_lr_scheduler(optimizer, recipe["lr_schedule"], recipe["epochs"])
+    augment = train_augment(recipe["augment"], input_size)
+    fingerprint = _fingerprint(model, recipe, train_set, input_size)
+    rows: list[dict] = []
+    checkpoint = _read_checkpoint(workdir / CHECKPOINT_FILE, fingerprint)
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        generator.set_state(checkpoint["generator"])
+        torch.set_rng_state(checkpoint["torch_rng"])
+        if device.type == "cuda" and checkpoint["cuda_rng"] is not None:
+            torch.cuda.set_rng_state(checkpoint["cuda_rng"], device)
+        rows = list(checkpoint["rows"])
+        log.info("resuming from %s after epoch %d", workdir / CHECKPOINT_FILE, len(rows) - 1)
+    epochs, milestones = recipe["epochs"], lr_milestones(recipe)
+    last_eval = None
+    with _sigterm_flag() as stop:
+        for epoch in range(len(rows), epochs):
+            started = time.perf_counter()
+            alpha_t = alpha_at(recipe["alpha_schedule"], recipe["alpha"], epoch, epochs, milestones)
+            lr = optimizer.param_groups[0]["lr"]
+            loss, accuracy = _train_epoch(model, optimizer, train_set, augment, generator, alpha_t,
+                                          recipe["batch_size"], device, epoch, epochs, stop,
+                                          progress)
+            scheduler.step()
+            test_accuracy = None
+            if test_set is not None:
+                last_eval = evaluate(model, test_set, device=device, input_size=input_size,
+                                     batch_size=recipe["eval_batch_size"])
+                test_accuracy = _accuracy(*last_eval)
+            rows.append({"epoch": epoch, "loss": loss, "alpha_t": alpha_t, "lr": lr,
+                         "train_acc": accuracy, "test_acc": test_accuracy,
+                         "seconds": round(time.perf_counter() - started, 3)})
+            _save_checkpoint(workdir / CHECKPOINT_FILE, fingerprint, model, optimizer, scheduler,
+                             generator, rows, device)
+            write_log(log_csv, rows)
+            log.info("epoch %d/%d: loss %.4f, alpha_t %.4g, lr %.3g, train acc %.4f, test acc %s",
+                     epoch + 1, epochs, loss, alpha_t, lr, accuracy, test_accuracy)
+            if stop.is_set():
+                raise Preempted(f"SIGTERM: stopped after epoch {epoch}; checkpoint in {workdir}")
+    write_log(log_csv, rows)
+    if test_set is not None and last_eval is None:
+        last_eval = evaluate(model, test_set, device=device, input_size=input_size,
+                             batch_size=recipe["eval_batch_size"])
+    metrics = {"test_accuracy": None, "test_ece": None, "train_images": len(train_set),
+               "test_images": len(test_set) if test_set is not None else 0, "epochs": epochs,
+               "train_loss": rows[-1]["loss"] if rows else None,
+               "train_accuracy": rows[-1]["train_acc"] if rows else None}
+    if last_eval is not None:
+        logits, labels = last_eval
+        metrics["test_accuracy"] = _accuracy(logits, labels)
+        metrics["test_ece"] = expected_calibration_error(logits.softmax(dim=1), labels, ECE_BINS)
+    return metrics
+
+
+def _train_epoch(model, optimizer, train_set, augment, generator, alpha_t, batch_size, device,
+                 epoch, epochs, stop, progress) -> tuple[float, float]:
+    """One pass over ``train_set``; returns the mean loss and accuracy on the augmented batches."""
+    model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    batches = iterate_batches(train_set, batch_size, shuffle=True, generator=generator,
+                              device=device)
+    bar = tqdm(batches, total=math.ceil(len(train_set) / batch_size), file=sys.stderr,
+               desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, mininterval=5, leave=False)
+    with contextlib.closing(bar):
+        for batch, (images, labels) in enumerate(bar):
+            if stop.is_set():
+                raise Preempted(f"SIGTERM: stopped in epoch {epoch} before batch {batch}; "
+                                f"resuming repeats this epoch")
+            value, hits = training_step(model, optimizer, images, labels, augment, generator,
+                                        alpha_t, where=f"epoch {epoch}, batch {batch}")
+            total_loss += value * len(labels)
+            correct += hits
+            seen += len(labels)
+    return total_loss / seen, correct / seen
+
+
+def train_augment(augment: Mapping, input_size: int) -> TrainAugment:
+    """The recipe's augmentation (``resize`` null: the input size), cropping to ``input_size``."""
+    return TrainAugment(resize=augment["resize"] or input_size, crop_scale=augment["crop_scale"],
+                        crop_ratio=augment["crop_ratio"], jitter=augment["jitter"],
+                        flip=augment["flip"], out_size=input_size)
+
+
+def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
+                  labels: torch.Tensor, augment: TrainAugment, generator: torch.Generator,
+                  alpha_t: float, where: str = "a training step") -> tuple[float, int]:
+    """Augment, forward (through ``forward_with_regulariser`` when the model has it),
+    label-smoothing loss, backward and optimiser step on one batch; returns the loss and the
+    number of correct predictions. bf16 autocast and channels-last memory on CUDA. Raises
+    ``FloatingPointError`` (naming ``where``) before the update if the loss is not finite."""
+    device = images.device
+    images = augment(images, generator)
+    if device.type == "cuda":
+        images = images.contiguous(memory_format=torch.channels_last)
+    with autocast(device):
+        if callable(getattr(model, "forward_with_regulariser", None)):
+            logits, extra = model.forward_with_regulariser(images, labels)
+        else:
+            logits, extra = model(images), None
+    loss = label_smoothing_loss(logits, labels, alpha_t)
+    if extra is not None:
+        loss = loss + extra.float()
+    value = loss.item()
+    if not math.isfinite(value):
+        raise FloatingPointError(f"loss is {value} in {where} (alpha_t {alpha_t}); "
+                                 "training stopped")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return value, int((logits.argmax(dim=1) == labels).sum())
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, dataset: PackedDataset, *, device: torch.device | str,
+             input_size: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """float32 logits and int64 labels (on CPU) of every image of ``dataset``, in order,
+    resized to ``input_size`` without augmentation, with the model in eval mode."""
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    outputs, targets = [], []
+    try:
+        for images, labels in iterate_batches(dataset, batch_size, shuffle=False, device=device):
+            images = eval_transform(images, input_size)
+            if device.type == "cuda":
+                images = images.contiguous(memory_format=torch.channels_last)
+            with autocast(device):
+                outputs.append(model(images).float().cpu())
+            targets.append(labels.cpu())
+    finally:
+        model.train(was_training)
+    if not outputs:
+        raise ValueError(f"evaluate: dataset {getattr(dataset, 'path', dataset)} is empty")
+    return torch.cat(outputs), torch.cat(targets)
+
+
+def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    return float((logits.argmax(dim=1) == labels).double().mean())
+
+
+def _limited(train_set: PackedDataset, size: int | None) -> PackedDataset:
+    if size is None:
+        return train_set
+    rows = limit_training_set(train_set.rows, size)
+    return PackedDataset(train_set.path, split=train_set.split, rows=rows)
+
+
+def _fingerprint(model: nn.Module, recipe: dict, train_set: PackedDataset, input_size: int) -> str:
+    """What a checkpoint must have been made for: recipe, parameter shapes, data, input size."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(recipe, sort_keys=True, default=str).encode())
+    digest.update(type(model).__name__.encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
+    digest.update(json.dumps(train_set.manifest["sha256"], sort_keys=True).encode())
+    digest.update(train_set.rows.tobytes())
+    digest.update(str(input_size).encode())
+    return digest.hexdigest()
+
+
+def _read_checkpoint(path: Path, fingerprint: str) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"{path}: cannot read the training checkpoint ({err}); delete it to "
+                         "start this training over") from err
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not an lsmia training checkpoint; delete it to start over")
+    if checkpoint.get("version") != CHECKPOINT_VERSION or checkpoint["fingerprint"] != fingerprint:
+        log.warning("%s was made for another recipe, model or training set; starting over", path)
+        return None
+    return checkpoint
+
+
+def _save_checkpoint(path: Path, fingerprint: str, model, optimizer, scheduler, generator, rows,
+                     device: torch.device) -> None:
+    torch_save({
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "fingerprint": fingerprint,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "generator": generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        "rows": rows,
+    }, path)
+
+
+def write_log(path: str | os.PathLike, rows: list[dict]) -> None:
+    """The per-epoch CSV log (columns ``CSV_COLUMNS``), rewritten atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def clear_checkpoint(workdir: str | os.PathLike) -> None:
+    """Remove the training checkpoint once the final model is saved."""
+    (Path(workdir) / CHECKPOINT_FILE).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _sigterm_flag():
+    """An event set by SIGTERM while the block runs (main thread only; elsewhere never set)."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def on_sigterm(signum, frame):
+        log.warning("SIGTERM received: stopping at the next batch boundary")
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGTERM, previous)
