@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 import yaml
 
 from lsmia.config import ConfigError, attack_settings, load_config, resolve_recipe, validate_config
-from tests.conftest import REPO
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
