@@ -71,11 +71,12 @@ def paper_artefacts():
     return files + _files("claims", ("md", "csv"))
 
 
-def _report(stem, extension, category):
+def _report(stem, extension, category, artefact=None):
+    """An output shown in the report, captioned by workflow/report/<artefact>.rst."""
     return report(
         f"{PAPER}/{stem}.{extension}",
         category=category,
-        caption=f"../report/{stem.removesuffix('_table').removesuffix('_plot')}.rst",
+        caption=f"../report/{artefact or stem}.rst",
     )
 
 
@@ -130,10 +131,10 @@ for _name in ("training_size", "alpha_sweep", "defence_comparison"):
         input:
             **metrics_inputs(_name),
         output:
-            figure=_report(_figure, "png", "Figures"),
+            figure=_report(_figure, "png", "Figures", _name),
             pdf=f"{PAPER}/{_figure}.pdf",
             figure_csv=f"{PAPER}/{_figure}.csv",
-            table=_report(_table, "md", "Tables"),
+            table=_report(_table, "md", "Tables", _name),
             csv=f"{PAPER}/{_table}.csv",
             tex=f"{PAPER}/{_table}.tex",
         params:

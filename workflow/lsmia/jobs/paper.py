@@ -81,12 +81,16 @@ def sample_grid_artefact(spec: dict, model_metrics: Sequence[str], selected: Seq
         real[dataset.identities[label]] = list(images.permute(0, 2, 3, 1).numpy())
     attacks = {}
     for metrics, path in zip(model_metrics, selected):
-        result = torch.load(path, map_location="cpu", weights_only=True)
-        by_class = {}
-        for label in classes:
-            chosen = (result["classes"] == label).nonzero().flatten()[:count]
-            by_class[dataset.identities[label]] = list(result["images"][chosen].numpy())
-        attacks[_alpha(metrics)] = by_class
+        result = torch.load(path, map_location="cpu", weights_only=True)  # images: C×n×H×W×3
+        row_of = {int(label): row for row, label in enumerate(result["classes"])}
+        missing = [label for label in classes if label not in row_of]
+        if missing:
+            raise ValueError(f"{path}: the attack has no images for classes {missing}; "
+                             "attack them or lower artefacts.sample_grid.classes")
+        attacks[_alpha(metrics)] = {
+            dataset.identities[label]: list(result["images"][row_of[label], :count].numpy())
+            for label in classes
+        }
     figures.sample_grid_figure(real, attacks, out_stem, images_per_group=count)
 
 
