@@ -52,10 +52,14 @@ def _edit(config: dict, path: str, value) -> dict:
         ("training/alpha_schedule", "cosine", "'training.alpha_schedule': 'cosine' is not one of ['paper', 'none', 'linear']"),
         ("datasets/synth/source", "mnist", "'datasets.synth.source': 'mnist' is not one of ['synthetic', 'facescrub', 'celeba']"),
         ("architectures/tiny_resnet/model", "resnet_9000", "unknown model 'resnet_9000'"),
+        ("architectures/tiny_resnet/model", "tv:vgg16", "unknown model 'tv:vgg16'"),
         ("artefacts/main_table/recipes", ["hard", "ls9"], "unknown recipe 'ls9'"),
         ("artefacts/main_table/architecture", "vgg", "unknown architecture 'vgg'"),
         ("datasets/synth/evaluation/architecture", "nope", "'datasets.synth.evaluation.architecture': unknown architecture 'nope'"),
         ("attack/generator", {"kind": "biggan"}, "'attack.generator': {'kind': 'biggan'} matches none"),
+        ("attack/select/final_per_class", 3, "'attack.select.final_per_class' (dataset synth): 3 images per class leave no k=3"),
+        ("attack/select/final_per_class", 17, "'attack.select.final_per_class' (dataset synth): 17 exceeds 'attack.sample.candidates_per_class' = 16"),
+        ("datasets/synth/attack", {"sample": {"search_space_size": 10}}, "'attack.sample.candidates_per_class' (dataset synth): 16 exceeds 'attack.sample.search_space_size' = 10"),
     ],
 )
 def test_bad_config_names_key_and_allowed_values(demo, path, value, expected):

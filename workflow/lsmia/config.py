@@ -145,6 +145,7 @@ def _reference_problems(config: dict) -> list[str]:
         if evaluation.get("init_from"):
             need_dataset(f"datasets.{name}.evaluation.init_from", evaluation["init_from"])
     problems += _architecture_problems(config)
+    problems += _attack_size_problems(config)
     for key in ("face", "fid"):
         extractor = config["metrics"][key]
         if extractor["kind"] == "public_model":
@@ -176,6 +177,28 @@ def _reference_problems(config: dict) -> list[str]:
     return problems
 
 
+def _attack_size_problems(config: dict) -> list[str]:
+    """Per dataset: search space ≥ candidates per class ≥ final images per class > PRDC's k."""
+    problems = []
+    prdc_k = config["metrics"].get("prdc_k", 3)
+    for name in config["datasets"]:
+        settings = attack_settings(config, name)
+        sizes = [
+            ("attack.sample.search_space_size", settings["sample"]["search_space_size"]),
+            ("attack.sample.candidates_per_class", settings["sample"]["candidates_per_class"]),
+            ("attack.select.final_per_class", settings["select"]["final_per_class"]),
+        ]
+        for (big_key, big), (small_key, small) in zip(sizes, sizes[1:]):
+            if small > big:
+                problems.append(f"config key '{small_key}' (dataset {name}): {small} exceeds "
+                                f"'{big_key}' = {big}; expected at most that")
+        if sizes[-1][1] <= prdc_k:
+            problems.append(f"config key 'attack.select.final_per_class' (dataset {name}): "
+                            f"{sizes[-1][1]} images per class leave no k={prdc_k} nearest neighbours "
+                            f"for precision/recall; expected more than 'metrics.prdc_k' = {prdc_k}")
+    return problems
+
+
 def _architecture_problems(config: dict) -> list[str]:
     problems = []
     has_public = any(d["source"] == "synthetic" for d in config["datasets"].values())
@@ -183,7 +206,8 @@ def _architecture_problems(config: dict) -> list[str]:
         if not is_known_model(spec["model"]):
             problems.append(
                 f"config key 'architectures.{name}.model': unknown model {spec['model']!r}; expected a "
-                "timm model name, 'tv:<torchvision model>' or an lsmia architecture "
+                "timm model name, 'tv:<torchvision ResNet/ResNeXt/WideResNet, DenseNet or inception_v3>' "
+                "or an lsmia architecture "
                 f"({sorted(_lsmia_architectures())})"
             )
         pretrained = spec.get("pretrained", "none")
@@ -201,13 +225,13 @@ def _architecture_problems(config: dict) -> list[str]:
 
 
 def is_known_model(model: str) -> bool:
-    """Whether ``model`` names an lsmia, torchvision (``tv:``) or timm architecture."""
+    """Whether ``model`` names an lsmia, supported torchvision (``tv:``) or timm architecture."""
     if model in _lsmia_architectures():
         return True
     if model.startswith("tv:"):
-        import torchvision
+        from lsmia.models.torchvision_adapter import is_supported
 
-        return model[3:] in torchvision.models.list_models()
+        return is_supported(model[3:])
     import timm
 
     return timm.is_model(model)

@@ -16,9 +16,11 @@ from torch import nn
 
 log = logging.getLogger("lsmia.models")
 
-__all__ = ["TorchvisionModel", "SUPPORTED_FAMILIES"]
+__all__ = ["TorchvisionModel", "SUPPORTED_FAMILIES", "is_supported"]
 
 SUPPORTED_FAMILIES = ("ResNet", "DenseNet", "Inception3")
+#: torchvision names of those families (checked without building the model)
+_SUPPORTED_NAME = re.compile(r"(?:resnet|resnext|wide_resnet|densenet)\d.*|inception_v3")
 _INCEPTION_STAGES = ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1",
                      "Conv2d_3b_1x1", "Conv2d_4a_3x3", "maxpool2", "Mixed_5b", "Mixed_5c",
                      "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e",
@@ -26,6 +28,13 @@ _INCEPTION_STAGES = ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool
 _RESNET_STAGES = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
 # torchvision's DenseNet files still use the old module names "norm.1", "conv.2", … in dense layers
 _LEGACY_DENSE_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.([12]\.\w+)$")
+
+
+def is_supported(name: str) -> bool:
+    """Whether ``tv:<name>`` is a torchvision model of a family this adapter handles."""
+    import torchvision
+
+    return bool(_SUPPORTED_NAME.fullmatch(name)) and name in torchvision.models.list_models()
 
 
 class TorchvisionModel(nn.Module):
