@@ -1,7 +1,8 @@
-"""Atomic file output: a killed job never leaves a file that a later run would trust."""
+"""Atomic file output (a killed job never leaves a file that a later run would trust) and hashing."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -71,3 +72,12 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def sha256_of(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
+    """The SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

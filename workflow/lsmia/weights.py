@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import urllib.request
 from pathlib import Path
 
-from lsmia.io import atomic_path
+from lsmia.io import atomic_path, sha256_of
 
 log = logging.getLogger("lsmia")
-
-
-def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_sha256(path: str | Path, expected: str | None) -> str:

@@ -9,7 +9,6 @@ Layout of a packed directory::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -20,7 +19,7 @@ import pandas as pd
 import torch
 
 from lsmia.data.prefetch import prefetched
-from lsmia.io import atomic_dir, save_json
+from lsmia.io import atomic_dir, save_json, sha256_of
 from lsmia.provenance import provenance
 
 FORMAT = "lsmia-packed"
@@ -54,7 +53,7 @@ def write_packed(
             "counts": _counts(index),
             "settings": settings,
             "skipped": [str(path) for path in (skipped or [])],
-            "sha256": {name: sha256_file(tmp / name) for name in (IMAGES_FILE, INDEX_FILE)},
+            "sha256": {name: sha256_of(tmp / name) for name in (IMAGES_FILE, INDEX_FILE)},
             "provenance": provenance(seed=settings.get("seed")),
         }
         save_json(manifest, tmp / MANIFEST_FILE)
@@ -110,14 +109,6 @@ def _counts(index: pd.DataFrame) -> dict:
     return counts
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def read_manifest(path: str | os.PathLike) -> dict:
     """The manifest of the packed directory ``path``; a clear error if absent or not ours."""
     manifest_path = Path(path) / MANIFEST_FILE
@@ -143,7 +134,7 @@ def verify_manifest(path: str | os.PathLike) -> dict:
         file = Path(path) / name
         if not file.is_file():
             raise FileNotFoundError(f"{file}: listed in the manifest but missing")
-        actual = sha256_file(file)
+        actual = sha256_of(file)
         if actual != expected:
             raise ValueError(f"{file}: SHA-256 {actual[:12]}… does not match the manifest's "
                              f"{expected[:12]}…; the file changed after preparation")

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from lsmia.data import augment
-from lsmia.weights import require, sha256_of
+from lsmia.io import sha256_of
+from lsmia.weights import require
 
 FACENET_SIZE = 160
 #: facenet-pytorch's ``fixed_image_standardization``, (p − 127.5) / 128 for p in [0, 255], is
