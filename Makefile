@@ -4,6 +4,7 @@ PYTHON  ?= python3
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 CORES   ?= 2
+TEST_WORKERS ?= 2
 SNAKE   := $(BIN)/snakemake --configfile config/demo.yaml --cores $(CORES)
 
 .PHONY: venv demo test report clean-demo lint
@@ -24,8 +25,9 @@ demo: $(STAMP)
 	@echo "Artefacts: results/demo/paper/  (tables .md/.tex/.csv, figures .png/.pdf, claims.md)"
 	@echo "Report:    results/demo/report.html"
 
+# Two workers, one test file each at a time (module fixtures such as the mini demo run once).
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint --configfile config/demo.yaml
