@@ -1,4 +1,4 @@
-"""What produced an output: git commit, library versions, seed, host and time."""
+"""What produced an output: git commit, library versions, threads, seed, host and time."""
 
 from __future__ import annotations
 
@@ -42,10 +42,14 @@ def library_versions() -> dict[str, str]:
 
 
 def provenance(seed: int | None = None, **extra) -> dict:
-    """A record to store next to every output."""
+    """A record to store next to every output (CPU results are bit-reproducible for a given
+    number of torch threads, so that is recorded too)."""
+    import torch
+
     record = {
         "git_commit": git_commit(),
         "versions": library_versions(),
+        "torch_threads": torch.get_num_threads(),
         "host": platform.node(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
