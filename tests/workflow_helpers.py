@@ -26,7 +26,7 @@ MINI_ARTEFACTS = {
     "defence_comparison": {
         "dataset": "synth", "architecture": "tiny_resnet", "recipes": ["hard", "mid0.1", "bido-0.1-1", "ls0.1"]
     },
-    "architectures": {"dataset": "synth", "architectures": ["tiny_densenet"], "recipes": ["hard"]},
+    "architectures": {"dataset": "synth", "architectures": ["tiny_resnext"], "recipes": ["hard"]},
     "sample_grid": {"dataset": "synth", "architecture": "tiny_resnet", "recipes": ["hard", "ls0.1"], "classes": 2, "images": 2},
 }
 
