@@ -58,8 +58,6 @@ def _edit(config: dict, path: str, value) -> dict:
         ("datasets/synth/evaluation/architecture", "nope", "'datasets.synth.evaluation.architecture': unknown architecture 'nope'"),
         ("attack/generator", {"kind": "biggan"}, "'attack.generator': {'kind': 'biggan'} matches none"),
         ("attack/select/final_per_class", 3, "'attack.select.final_per_class' (dataset synth): 3 images per class leave no k=3"),
-        ("attack/select/final_per_class", 17, "'attack.select.final_per_class' (dataset synth): 17 exceeds 'attack.sample.candidates_per_class' = 16"),
-        ("datasets/synth/attack", {"sample": {"search_space_size": 10}}, "'attack.sample.candidates_per_class' (dataset synth): 16 exceeds 'attack.sample.search_space_size' = 10"),
     ],
 )
 def test_bad_config_names_key_and_allowed_values(demo, path, value, expected):
@@ -120,3 +118,14 @@ def test_unreadable_config_file_is_named(tmp_path):
     path.write_text("experiment: [unclosed\n")
     with pytest.raises(ConfigError, match="broken.yaml: cannot read the config"):
         load_config(path)
+
+
+def test_attack_sizes_must_nest_per_dataset(demo):
+    config = _edit(demo, "attack/sample/candidates_per_class", 16)
+    config = _edit(config, "attack/select/final_per_class", 17)
+    assert ("'attack.select.final_per_class' (dataset synth): 17 exceeds "
+            "'attack.sample.candidates_per_class' = 16") in _error(config)
+    config = _edit(config, "attack/select/final_per_class", 8)
+    config = _edit(config, "datasets/synth/attack", {"sample": {"search_space_size": 10}})
+    assert ("'attack.sample.candidates_per_class' (dataset synth): 16 exceeds "
+            "'attack.sample.search_space_size' = 10") in _error(config)
