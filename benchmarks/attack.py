@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import platform
 import sys
 import tempfile
 import time
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lsmia.attacks import ProceduralFacePrior, optimise_stage
+from machine import machine
 from lsmia.attacks.generators import broadcast_w, truncate
 from lsmia.attacks.views import PAPER_CROP_FRACTION
 
@@ -118,12 +118,6 @@ def benchmark_rows(devices, args):
         rows.append(("StyleGAN2-sized stand-in 1024²", "resnet152", 224, device, samples,
                      iterations, seconds))
     return rows
-
-
-def machine() -> str:
-    cpu = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
-    gpu = f"; {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    return f"{platform.node()} ({cpu}{gpu}), torch {torch.__version__}"
 
 
 def main():

@@ -11,7 +11,6 @@ initialised tiny lsmia networks (timing only; the values mean nothing).
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from lsmia.metrics.attack_metrics import compute_attack_metrics
 from lsmia.metrics.embeddings import compute_embeddings, load_cached_embeddings, save_embeddings
 from lsmia.metrics.extractors import model_penultimate
 from lsmia.models import create_model
+from machine import machine
 
 CLASSES, REAL_PER_CLASS, TEST_PER_CLASS, FINAL, CANDIDATES, SIZE = 20, 40, 4, 8, 16, 32
 EXTRACTOR_ARCHS = {"eval": "tiny_inception", "face": "tiny_densenet", "fid": "tiny_resnext"}
@@ -108,12 +108,6 @@ def run(device: torch.device, repeats: int, attacks: int) -> list[tuple[str, flo
         (f"{attacks} attacks, cached (build + {attacks} × cached)", build + attacks * with_cache),
         (f"{attacks} attacks, recomputed ({attacks} × recomputed)", attacks * without),
     ]
-
-
-def machine() -> str:
-    cpu = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
-    gpu = f"; {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    return f"{platform.node()} ({cpu}{gpu}), torch {torch.__version__}"
 
 
 def main():

@@ -30,13 +30,7 @@ AUGMENT_DEFAULTS = {"resize": None, "crop_scale": [1.0, 1.0], "crop_ratio": [1.0
 
 def check_recipe(recipe: Mapping) -> dict:
     """A copy of ``recipe`` with defaults filled; ``ValueError`` naming any bad key or value."""
-    if not isinstance(recipe, Mapping):
-        raise ValueError(f"recipe: expected a mapping, got {type(recipe).__name__}")
-    missing = [key for key in REQUIRED if key not in recipe]
-    unknown = sorted(set(recipe) - set(REQUIRED) - set(DEFAULTS))
-    if missing or unknown:
-        raise ValueError(f"recipe: missing keys {missing}, unknown keys {unknown}")
-    checked = {**copy.deepcopy(DEFAULTS), **copy.deepcopy(dict(recipe))}
+    checked = _with_defaults(recipe, "recipe", DEFAULTS, REQUIRED)
     checked["optimizer"] = _section(recipe, "optimizer", OPTIMIZER_DEFAULTS, ("name", "lr"))
     checked["lr_schedule"] = _section(recipe, "lr_schedule", LR_DEFAULTS, ("name",))
     checked["augment"] = _section(recipe, "augment", AUGMENT_DEFAULTS, ())
@@ -63,13 +57,17 @@ def check_recipe(recipe: Mapping) -> dict:
 
 
 def _section(recipe: Mapping, key: str, defaults: dict, required: tuple[str, ...]) -> dict:
-    value = recipe[key]
+    return _with_defaults(recipe[key], f"recipe.{key}", defaults, required)
+
+
+def _with_defaults(value, where: str, defaults: dict, required: tuple[str, ...]) -> dict:
+    """A copy of the mapping ``value`` with ``defaults`` filled; errors name ``where``."""
     if not isinstance(value, Mapping):
-        raise ValueError(f"recipe.{key}: expected a mapping, got {value!r}")
+        raise ValueError(f"{where}: expected a mapping, got {value!r}")
     missing = [name for name in required if name not in value]
     unknown = sorted(set(value) - set(defaults) - set(required))
     if missing or unknown:
-        raise ValueError(f"recipe.{key}: missing keys {missing}, unknown keys {unknown}")
+        raise ValueError(f"{where}: missing keys {missing}, unknown keys {unknown}")
     return {**copy.deepcopy(defaults), **copy.deepcopy(dict(value))}
 
 
