@@ -3,7 +3,7 @@
 Rows: the demo target (``tiny_resnet``, 32 px, batch 64), one full demo epoch through
 ``lsmia.training.train`` (832 images, test set and checkpoint included), and the paper's target
 (timm ``resnet152``, random init, 224 px; batch 8 on CPU, 64 on CUDA). Every row runs on CPU, and
-again on CUDA when present (bf16 autocast, channels-last).
+again on CUDA when present (channels-last, fp32: the recipes' default precision).
 
     .venv/bin/python benchmarks/training.py [--steps 5] [--threads 2] [--skip-large]
 """

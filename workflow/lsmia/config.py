@@ -49,6 +49,8 @@ def validate_config(config: dict) -> dict:
     config.setdefault("weights", {})
     config["metrics"].setdefault("prdc_k", 3)
     config["metrics"].setdefault("batch_size", 64)
+    config["training"].setdefault("precision", "fp32")
+    config["attack"].setdefault("precision", "fp32")
     return config
 
 

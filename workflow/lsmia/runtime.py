@@ -31,9 +31,16 @@ def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def autocast(device: torch.device, enabled: bool = True):
-    """bf16 autocast on CUDA; a no-op context on CPU (results stay bit-reproducible there)."""
-    if enabled and device.type == "cuda":
+#: ``fp32`` (the authors' precision, no autocast) or ``bf16`` (autocast on CUDA, opt-in)
+PRECISIONS = ("fp32", "bf16")
+
+
+def autocast(device: torch.device, precision: str = "fp32"):
+    """bf16 autocast on CUDA when ``precision`` is ``bf16``; otherwise (``fp32``, or any precision
+    on CPU) a no-op context, so results stay float32 and bit-reproducible on CPU."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: {precision!r} is not one of {list(PRECISIONS)}")
+    if precision == "bf16" and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 

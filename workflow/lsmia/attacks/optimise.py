@@ -53,6 +53,7 @@ def optimise_stage(
     state_path: str | Path,
     log_csv: str | Path,
     crop_ratio: tuple[float, float] = (1.0, 1.0),
+    precision: str = "fp32",
 ) -> dict[str, torch.Tensor]:
     """Adam (``lr``, ``betas``) on one ``w_dim`` latent per sample, broadcast to all style layers.
 
@@ -88,7 +89,7 @@ def optimise_stage(
     settings = dict(
         iterations=iterations, lr=lr, betas=list(betas), crop_scale=list(crop_scale),
         crop_ratio=list(crop_ratio), crop_fraction=crop_fraction, input_size=input_size,
-        batch_size=batch_size, seed=seed,
+        batch_size=batch_size, seed=seed, precision=precision,
     )
     fingerprint = _fingerprint(settings, flat_w, flat_targets, generator, target)
     starts = list(range(0, len(flat_w), batch_size))
@@ -140,7 +141,8 @@ def _optimise_batch(generator, target, start_w, targets, settings, *, batch_seed
         if stop():
             raise Preempted(f"optimise_stage: SIGTERM received; {state_note}; rerun to resume")
         view = target_view(generator.synthesise(w), settings["crop_fraction"], input_size)
-        logits = target_logits(target, augment.crop_and_resize(view, boxes[step], input_size))
+        logits = target_logits(target, augment.crop_and_resize(view, boxes[step], input_size),
+                               settings["precision"])
         if largest_target >= logits.shape[1]:
             raise ValueError(f"optimise_stage: class {largest_target} is beyond the target's "
                              f"{logits.shape[1]} outputs")
@@ -157,7 +159,7 @@ def _optimise_batch(generator, target, start_w, targets, settings, *, batch_seed
         optimiser.step()
     with torch.no_grad():
         view = target_view(generator.synthesise(w), settings["crop_fraction"], input_size)
-        confidence = flip_averaged_softmax(target, view).gather(1, targets[:, None])[:, 0]
+        confidence = flip_averaged_softmax(target, view, settings["precision"]).gather(1, targets[:, None])[:, 0]
     result = {"w": w.detach(), "confidence": confidence,
               **{key: trace.T for key, trace in traces.items()}}
     return {key: value.cpu() for key, value in result.items()}

@@ -36,6 +36,7 @@ def sample_stage(
     batch_size: int,
     seed: int,
     device: torch.device,
+    precision: str = "fp32",
 ) -> dict[str, torch.Tensor]:
     """Score ``search_space_size`` latents and keep the best ``candidates_per_class`` per class.
 
@@ -56,7 +57,8 @@ def sample_stage(
         range(0, search_space_size, batch_size), desc="sample", file=sys.stderr, mininterval=10
     ):
         images = generator.synthesise(latents[start : start + batch_size])
-        scores.append(flip_averaged_softmax(target, target_view(images, crop_fraction, input_size)))
+        view = target_view(images, crop_fraction, input_size)
+        scores.append(flip_averaged_softmax(target, view, precision))
     probabilities = torch.cat(scores)
     classes = check_classes(classes, probabilities.shape[1], "sample_stage")
     confidence, indices = top_k_per_row(

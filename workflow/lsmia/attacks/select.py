@@ -38,6 +38,7 @@ def select_stage(
     seed: int,
     device: torch.device,
     image_size: int | None = None,
+    precision: str = "fp32",
 ) -> dict[str, torch.Tensor]:
     """Score every optimised latent by the target's mean softmax for its class over ``transforms``
     random views, and keep the best ``final_per_class`` per class.
@@ -74,7 +75,7 @@ def select_stage(
         for box, flip in zip(boxes, flips):
             images = augment.crop_and_resize(view, box.expand(len(w), 4), input_size)
             images = images.flip(-1) if flip else images
-            total += target_logits(target, images).softmax(dim=1).gather(1, targets)[:, 0]
+            total += target_logits(target, images, precision).softmax(dim=1).gather(1, targets)[:, 0]
         scores.append(total / transforms)
     confidence, indices = top_k_per_row(
         torch.cat(scores).cpu().reshape(num_classes, per_class), final_per_class, "select_stage"

@@ -27,17 +27,18 @@ def prepare_target(target: nn.Module, device: torch.device) -> nn.Module:
     return target
 
 
-def target_logits(target: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Float32 logits under the device's autocast (bf16 on CUDA)."""
+def target_logits(target: nn.Module, images: torch.Tensor, precision: str = "fp32") -> torch.Tensor:
+    """Float32 logits; the forward pass in fp32 or under bf16 autocast on CUDA (``precision``)."""
     if images.device.type == "cuda":
         images = images.contiguous(memory_format=torch.channels_last)
-    with autocast(images.device):
+    with autocast(images.device, precision):
         return target(images).float()
 
 
-def flip_averaged_softmax(target: nn.Module, images: torch.Tensor) -> torch.Tensor:
+def flip_averaged_softmax(target: nn.Module, images: torch.Tensor,
+                          precision: str = "fp32") -> torch.Tensor:
     """Softmax of the target averaged over the images and their horizontal mirrors."""
-    both = target_logits(target, torch.cat([images, images.flip(-1)])).softmax(dim=1)
+    both = target_logits(target, torch.cat([images, images.flip(-1)]), precision).softmax(dim=1)
     return 0.5 * (both[: len(images)] + both[len(images) :])
 
 

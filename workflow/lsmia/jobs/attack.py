@@ -53,7 +53,7 @@ def sample_job(*, target, attack: dict, out, device: str) -> None:
         candidates_per_class=settings["candidates_per_class"], psi=settings["psi"],
         cutoff=settings["cutoff"], crop_fraction=settings["crop_fraction"],
         input_size=meta["input_size"], batch_size=settings["batch_size"], seed=attack["seed"],
-        device=device,
+        device=device, precision=attack["precision"],
     )
     _save(result, out, attack, meta, "sample")
 
@@ -69,7 +69,7 @@ def optimise_job(*, target, sample, attack: dict, out, gradients_csv, state, log
         betas=tuple(settings["betas"]), crop_scale=tuple(settings["crop_scale"]),
         crop_fraction=attack["sample"]["crop_fraction"], input_size=meta["input_size"],
         batch_size=settings["batch_size"], seed=attack["seed"], device=device, state_path=state,
-        log_csv=log_csv,
+        log_csv=log_csv, precision=attack["precision"],
     )
     _save(result, out, attack, meta, "optimise")
     write_gradient_log(log_csv, gradients_csv)
@@ -98,7 +98,7 @@ def select_job(*, target, optimised, attack: dict, out, grid, device: str) -> No
         transforms=settings["transforms"], crop_scale=tuple(settings["crop_scale"]),
         crop_ratio=tuple(settings["crop_ratio"]), crop_fraction=attack["sample"]["crop_fraction"],
         input_size=meta["input_size"], batch_size=settings["batch_size"], seed=attack["seed"],
-        device=device, image_size=settings.get("image_size"),
+        device=device, image_size=settings.get("image_size"), precision=attack["precision"],
     )
     _save(result, out, attack, meta, "select")
     save_grid(result["images"], result["classes"], grid)

@@ -77,7 +77,8 @@ def knowledge_extraction_score(
     for name, real in (("train", real_train_set), ("test", real_test_set)):
         subset = _of_classes(real, classes)
         logits, real_labels = evaluate(model, subset, device=device, input_size=arch["input_size"],
-                                       batch_size=eval_batch_size)
+                                       batch_size=eval_batch_size,
+                                       precision=recipe.get("precision", "fp32"))
         scores[f"xi_{name}"] = float((logits.argmax(dim=1) == lookup[real_labels]).double().mean())
         scores[f"real_{name}_images"] = len(subset)
     clear_checkpoint(workdir)

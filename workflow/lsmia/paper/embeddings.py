@@ -12,7 +12,6 @@ from torch import nn
 from lsmia.data.augment import eval_transform
 from lsmia.data.packed import PackedDataset
 from lsmia.models import penultimate
-from lsmia.runtime import autocast
 
 
 def classifier_weights(model: nn.Module) -> np.ndarray:
@@ -51,8 +50,7 @@ def class_features(
         images = eval_transform(images.to(device), input_size)
         if device.type == "cuda":
             images = images.contiguous(memory_format=torch.channels_last)
-        with autocast(device):
-            batch_features = penultimate(model, images)
+        batch_features = penultimate(model, images)
         features.append(batch_features.float().cpu().numpy())
         labels.append(batch_labels.numpy())
     return np.concatenate(features), np.concatenate(labels), classifier_weights(model)

@@ -4,7 +4,8 @@ A recipe is the ``training`` section of the config merged with one ``recipes`` e
 (``lsmia.config.resolve_recipe``). Keys: alpha, alpha_schedule, epochs, batch_size, eval_batch_size,
 optimizer {name: adam|sgd, lr, betas, momentum, weight_decay, nesterov}, lr_schedule {name:
 multistep|cosine|none, milestones, gamma, min_lr}, augment {resize, crop_scale, crop_ratio, jitter,
-flip}, training_set_size, seed, defence, init (used by the caller, not by the trainer).
+flip}, training_set_size, seed, defence, init (used by the caller, not by the trainer), precision
+(fp32 | bf16).
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from collections.abc import Mapping
 
 import torch
 
+from lsmia.runtime import PRECISIONS
+
 from .schedules import SCHEDULES
 
 REQUIRED = ("alpha", "epochs", "batch_size", "optimizer", "lr_schedule", "augment")
 DEFAULTS = {"alpha_schedule": "none", "eval_batch_size": None, "training_set_size": None,
-            "seed": 42, "defence": None, "init": None}
+            "seed": 42, "defence": None, "init": None, "precision": "fp32"}
 OPTIMIZERS = ("adam", "sgd")
 LR_SCHEDULES = ("multistep", "cosine", "none")
 OPTIMIZER_DEFAULTS = {"betas": [0.9, 0.999], "momentum": 0.0, "weight_decay": 0.0,
@@ -47,6 +50,9 @@ def check_recipe(recipe: Mapping) -> dict:
     _integer(checked, "seed", minimum=None)
     if checked["training_set_size"] is not None:
         _integer(checked, "training_set_size", minimum=1)
+    if checked["precision"] not in PRECISIONS:
+        raise ValueError(f"recipe.precision: {checked['precision']!r} is not one of "
+                         f"{list(PRECISIONS)}")
     if checked["optimizer"]["name"] not in OPTIMIZERS:
         raise ValueError(f"recipe.optimizer.name: {checked['optimizer']['name']!r} is not one of "
                          f"{list(OPTIMIZERS)}")

@@ -107,12 +107,13 @@ def train(model: nn.Module, recipe: Mapping, train_set: PackedDataset,
             lr = optimizer.param_groups[0]["lr"]
             loss, accuracy = _train_epoch(model, optimizer, train_set, augment, generator, alpha_t,
                                           recipe["batch_size"], device, epoch, epochs, stop,
-                                          progress)
+                                          progress, recipe["precision"])
             scheduler.step()
             test_accuracy = None
             if test_set is not None:
                 last_eval = evaluate(model, test_set, device=device, input_size=input_size,
-                                     batch_size=recipe["eval_batch_size"])
+                                     batch_size=recipe["eval_batch_size"],
+                                     precision=recipe["precision"])
                 test_accuracy = _accuracy(*last_eval)
             rows.append({"epoch": epoch, "loss": loss, "alpha_t": alpha_t, "lr": lr,
                          "train_acc": accuracy, "test_acc": test_accuracy,
@@ -127,7 +128,7 @@ def train(model: nn.Module, recipe: Mapping, train_set: PackedDataset,
     write_log(log_csv, rows)
     if test_set is not None and last_eval is None:
         last_eval = evaluate(model, test_set, device=device, input_size=input_size,
-                             batch_size=recipe["eval_batch_size"])
+                             batch_size=recipe["eval_batch_size"], precision=recipe["precision"])
     metrics = {"test_accuracy": None, "test_ece": None, "train_images": len(train_set),
                "test_images": len(test_set) if test_set is not None else 0, "epochs": epochs,
                "train_loss": rows[-1]["loss"] if rows else None,
@@ -140,7 +141,7 @@ def train(model: nn.Module, recipe: Mapping, train_set: PackedDataset,
 
 
 def _train_epoch(model, optimizer, train_set, augment, generator, alpha_t, batch_size, device,
-                 epoch, epochs, stop, progress) -> tuple[float, float]:
+                 epoch, epochs, stop, progress, precision) -> tuple[float, float]:
     """One pass over ``train_set``; returns the mean loss and accuracy on the augmented batches."""
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
@@ -154,7 +155,8 @@ def _train_epoch(model, optimizer, train_set, augment, generator, alpha_t, batch
                 raise Preempted(f"SIGTERM: stopped in epoch {epoch} before batch {batch}; "
                                 f"resuming repeats this epoch")
             value, hits = training_step(model, optimizer, images, labels, augment, generator,
-                                        alpha_t, where=f"epoch {epoch}, batch {batch}")
+                                        alpha_t, where=f"epoch {epoch}, batch {batch}",
+                                        precision=precision)
             total_loss += value * len(labels)
             correct += hits
             seen += len(labels)
@@ -170,16 +172,18 @@ def train_augment(augment: Mapping, input_size: int) -> TrainAugment:
 
 def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
                   labels: torch.Tensor, augment: TrainAugment, generator: torch.Generator,
-                  alpha_t: float, where: str = "a training step") -> tuple[float, int]:
+                  alpha_t: float, where: str = "a training step",
+                  precision: str = "fp32") -> tuple[float, int]:
     """Augment, forward (through ``forward_with_regulariser`` when the model has it),
     label-smoothing loss, backward and optimiser step on one batch; returns the loss and the
-    number of correct predictions. bf16 autocast and channels-last memory on CUDA. Raises
+    number of correct predictions. Channels-last memory on CUDA, bf16 autocast there only with
+    ``precision="bf16"`` (the authors train in fp32). Raises
     ``FloatingPointError`` (naming ``where``) before the update if the loss is not finite."""
     device = images.device
     images = augment(images, generator)
     if device.type == "cuda":
         images = images.contiguous(memory_format=torch.channels_last)
-    with autocast(device):
+    with autocast(device, precision):
         if callable(getattr(model, "forward_with_regulariser", None)):
             logits, extra = model.forward_with_regulariser(images, labels)
         else:
@@ -199,9 +203,11 @@ def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: to
 
 @torch.no_grad()
 def evaluate(model: nn.Module, dataset: PackedDataset, *, device: torch.device | str,
-             input_size: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+             input_size: int, batch_size: int, precision: str = "fp32"
+             ) -> tuple[torch.Tensor, torch.Tensor]:
     """float32 logits and int64 labels (on CPU) of every image of ``dataset``, in order,
-    resized to ``input_size`` without augmentation, with the model in eval mode."""
+    resized to ``input_size`` without augmentation, with the model in eval mode (autocast as
+    ``precision`` asks, see ``lsmia.runtime.autocast``)."""
     device = torch.device(device)
     was_training = model.training
     model.eval()
@@ -211,7 +217,7 @@ def evaluate(model: nn.Module, dataset: PackedDataset, *, device: torch.device |
             images = eval_transform(images, input_size)
             if device.type == "cuda":
                 images = images.contiguous(memory_format=torch.channels_last)
-            with autocast(device):
+            with autocast(device, precision):
                 outputs.append(model(images).float().cpu())
             targets.append(labels.cpu())
     finally:

@@ -1,0 +1,82 @@
+"""The authors' numerics that change the paper's numbers (PAPER.md), each a config key whose paper
+value is the default, checked against an independent computation."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from lsmia.config import validate_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def paper() -> dict:
+    return validate_config(yaml.safe_load((REPO / "config/config.yaml").read_text()))
+
+
+@pytest.fixture(scope="module")
+def demo() -> dict:
+    return validate_config(yaml.safe_load((REPO / "config/demo.yaml").read_text()))
+
+
+# --- precision ------------------------------------------------------------------------------------
+
+def test_fp32_is_the_default_precision_of_training_and_attack(paper, demo):
+    for config in (paper, demo):
+        assert config["training"]["precision"] == "fp32"
+        assert config["attack"]["precision"] == "fp32"
+    bare = validate_config({**paper, "attack": {k: v for k, v in paper["attack"].items()
+                                                if k != "precision"}})
+    assert bare["attack"]["precision"] == "fp32"
+
+
+def test_fp32_means_no_autocast_even_on_cuda():
+    from lsmia.runtime import autocast
+
+    cuda = torch.device("cuda")
+    assert isinstance(autocast(cuda, "fp32"), contextlib.nullcontext)
+    assert isinstance(autocast(cuda), contextlib.nullcontext)
+    assert isinstance(autocast(torch.device("cpu"), "bf16"), contextlib.nullcontext)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "CUDA is not available" on a CPU machine
+        bf16 = autocast(cuda, "bf16")
+    assert isinstance(bf16, torch.autocast) and bf16.fast_dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="'fp16' is not one of"):
+        autocast(cuda, "fp16")
+
+
+def test_training_and_attack_pass_their_precision_to_autocast(monkeypatch, tmp_path):
+    """The trainer and the target's forward passes ask for the configured precision (fp32 when
+    the recipe does not say), not for the device's default."""
+    import lsmia.attacks.views as views
+    import lsmia.training.trainer as trainer
+    from lsmia.runtime import autocast
+
+    asked = []
+
+    def recording(device, precision="fp32"):
+        asked.append(precision)
+        return autocast(device, precision)
+
+    monkeypatch.setattr(trainer, "autocast", recording)
+    monkeypatch.setattr(views, "autocast", recording)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 3))
+    views.target_logits(net, torch.zeros(2, 3, 4, 4))
+    views.flip_averaged_softmax(net, torch.zeros(2, 3, 4, 4), "bf16")
+    assert asked == ["fp32", "bf16"]
+
+    asked.clear()
+    augment = trainer.train_augment({"resize": 4, "crop_scale": [1, 1], "crop_ratio": [1, 1],
+                                     "jitter": None, "flip": False}, 4)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    trainer.training_step(net, optimizer, torch.zeros(2, 3, 4, 4), torch.tensor([0, 1]), augment,
+                          torch.Generator().manual_seed(0), 0.0)
+    assert asked == ["fp32"]
