@@ -80,3 +80,50 @@ def test_training_and_attack_pass_their_precision_to_autocast(monkeypatch, tmp_p
     trainer.training_step(net, optimizer, torch.zeros(2, 3, 4, 4), torch.tensor([0, 1]), augment,
                           torch.Generator().manual_seed(0), 0.0)
     assert asked == ["fp32"]
+
+
+# --- optimisation-stage crop ----------------------------------------------------------------------
+
+class RampGenerator:
+    """Every latent renders the same image, a ramp that differs at every pixel, so the target's
+    input shows the crop box; w enters with weight 0 to keep the graph differentiable."""
+
+    w_dim, num_ws, image_size = 2, 1, 16
+
+    def synthesise(self, w):
+        w = w.reshape(len(w), -1)
+        ramp = torch.linspace(-1, 1, 3 * 16 * 16).reshape(1, 3, 16, 16)
+        return ramp + 0 * w.sum(dim=1)[:, None, None, None]
+
+
+class RecordingTarget(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(3, 2)
+        self.inputs = []
+
+    def forward(self, images):
+        self.inputs.append(images.detach().clone())
+        return self.linear(images.mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("crop_per", ["batch", "image"])
+def test_optimisation_crop_is_drawn_per_batch_or_per_image(tmp_path, crop_per):
+    from lsmia.attacks import optimise_stage
+
+    target = RecordingTarget()
+    sample_out = {"w": torch.zeros(2, 3, 2), "classes": torch.tensor([0, 1])}
+    optimise_stage(RampGenerator(), target, sample_out, iterations=2, lr=0.1, betas=(0.1, 0.1),
+                   crop_scale=(0.3, 0.6), crop_fraction=1.0, input_size=16, batch_size=6, seed=0,
+                   device=torch.device("cpu"), state_path=tmp_path / "s.pt",
+                   log_csv=tmp_path / "log.csv", crop_per=crop_per)
+    for step in target.inputs[:2]:  # the two optimisation steps (then the final scoring)
+        assert step.shape == (6, 3, 16, 16)
+        same = [torch.equal(step[0], image) for image in step[1:]]
+        assert all(same) if crop_per == "batch" else not any(same)
+    assert not torch.equal(target.inputs[0][0], target.inputs[1][0])  # a new box every step
+
+
+def test_paper_optimises_batches_of_25_with_one_crop_each(paper):
+    assert paper["attack"]["optimise"]["crop_per"] == "batch"
+    assert paper["attack"]["optimise"]["batch_size"] == 25

@@ -51,6 +51,7 @@ def validate_config(config: dict) -> dict:
     config["metrics"].setdefault("batch_size", 64)
     config["training"].setdefault("precision", "fp32")
     config["attack"].setdefault("precision", "fp32")
+    config["attack"]["optimise"].setdefault("crop_per", "batch")
     return config
 
 

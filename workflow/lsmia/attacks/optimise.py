@@ -34,6 +34,7 @@ from lsmia.training.trainer import Preempted
 log = logging.getLogger(__name__)
 
 TRACES = ("loss_trace", "confidence_trace", "grad_cosine_trace")
+CROP_PER = ("batch", "image")
 
 
 def optimise_stage(
@@ -54,13 +55,16 @@ def optimise_stage(
     log_csv: str | Path,
     crop_ratio: tuple[float, float] = (1.0, 1.0),
     precision: str = "fp32",
+    crop_per: str = "batch",
 ) -> dict[str, torch.Tensor]:
     """Adam (``lr``, ``betas``) on one ``w_dim`` latent per sample, broadcast to all style layers.
 
     Starts from ``sample_out["w"]`` (``C×k×num_ws×w_dim``: its first layer, the truncated one; or
     ``C×k×w_dim``). Each step: synthesise → centre crop ``crop_fraction`` → resize ``input_size`` →
     random resized crop (``crop_scale``, ``crop_ratio``; boxes from a generator seeded by ``seed``
-    and the batch number) → target → Poincaré loss towards the sample's class.
+    and the batch number; one box per step for the whole batch with ``crop_per="batch"``, as the
+    authors' transform of the 4-D batch, or one per image with ``"image"``) → target → Poincaré
+    loss towards the sample's class. ``precision``: see ``lsmia.runtime.autocast``.
 
     Returns (CPU tensors) ``w`` ``C×k×w_dim``, ``classes``, ``confidence`` ``C×k`` (final target
     softmax for the class, averaged with the mirror image, no random crop) and per-sample traces
@@ -69,6 +73,8 @@ def optimise_stage(
     ``log_csv`` gets per-step means per batch (``scope`` = ``batch<i>``) and over all samples
     (``scope`` = ``all``); it is rewritten after every batch.
     """
+    if crop_per not in CROP_PER:
+        raise ValueError(f"optimise_stage: crop_per {crop_per!r} is not one of {list(CROP_PER)}")
     if iterations < 1 or batch_size < 1:
         raise ValueError(f"optimise_stage: iterations ({iterations}) and batch_size ({batch_size}) "
                          "must be positive")
@@ -89,7 +95,7 @@ def optimise_stage(
     settings = dict(
         iterations=iterations, lr=lr, betas=list(betas), crop_scale=list(crop_scale),
         crop_ratio=list(crop_ratio), crop_fraction=crop_fraction, input_size=input_size,
-        batch_size=batch_size, seed=seed, precision=precision,
+        batch_size=batch_size, seed=seed, precision=precision, crop_per=crop_per,
     )
     fingerprint = _fingerprint(settings, flat_w, flat_targets, generator, target)
     starts = list(range(0, len(flat_w), batch_size))
@@ -131,10 +137,11 @@ def _optimise_batch(generator, target, start_w, targets, settings, *, batch_seed
     optimiser = torch.optim.Adam([w], lr=settings["lr"], betas=tuple(settings["betas"]))
     # Every step's crop boxes up front: one host-to-device copy per batch, none inside the loop.
     crop_generator = torch.Generator().manual_seed(batch_seed)
+    per_step = 1 if settings["crop_per"] == "batch" else len(w)
     boxes = augment.crop_boxes(
-        iterations * len(w), input_size, input_size, settings["crop_scale"],
+        iterations * per_step, input_size, input_size, settings["crop_scale"],
         settings["crop_ratio"], crop_generator,
-    ).reshape(iterations, len(w), 4).to(device)
+    ).reshape(iterations, per_step, 4).expand(-1, len(w), -1).to(device)
     traces = {key: torch.full((iterations, len(w)), float("nan"), device=device) for key in TRACES}
     previous_grad = None
     for step in range(iterations):

@@ -69,7 +69,7 @@ def optimise_job(*, target, sample, attack: dict, out, gradients_csv, state, log
         betas=tuple(settings["betas"]), crop_scale=tuple(settings["crop_scale"]),
         crop_fraction=attack["sample"]["crop_fraction"], input_size=meta["input_size"],
         batch_size=settings["batch_size"], seed=attack["seed"], device=device, state_path=state,
-        log_csv=log_csv, precision=attack["precision"],
+        log_csv=log_csv, precision=attack["precision"], crop_per=settings["crop_per"],
     )
     _save(result, out, attack, meta, "optimise")
     write_gradient_log(log_csv, gradients_csv)
