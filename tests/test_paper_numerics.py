@@ -127,3 +127,39 @@ def test_optimisation_crop_is_drawn_per_batch_or_per_image(tmp_path, crop_per):
 def test_paper_optimises_batches_of_25_with_one_crop_each(paper):
     assert paper["attack"]["optimise"]["crop_per"] == "batch"
     assert paper["attack"]["optimise"]["batch_size"] == 25
+
+
+# --- initial selection ----------------------------------------------------------------------------
+
+class OvershootGenerator:
+    """Flat images of colour 3·w: far outside [−1, 1] (StyleGAN2 overshoots too)."""
+
+    w_dim, num_ws, image_size = 3, 1, 8
+
+    def sample_w(self, n, seed, psi, cutoff):
+        return torch.randn(n, 1, 3, generator=torch.Generator().manual_seed(seed))
+
+    def synthesise(self, w):
+        colour = 3 * w.reshape(len(w), 3)
+        return colour[:, :, None, None].expand(-1, -1, self.image_size, self.image_size)
+
+
+@pytest.mark.parametrize("clamp", [True, False])
+def test_initial_selection_scores_clamped_images(clamp):
+    from lsmia.attacks import sample_stage
+
+    matrix = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 1.0, 1.0]])
+    target = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                 torch.nn.Linear(3, 4, bias=False))
+    target[2].weight.data.copy_(matrix)
+    generator = OvershootGenerator()
+    out = sample_stage(generator, target, [0, 1, 2, 3], search_space_size=30,
+                       candidates_per_class=5, psi=1.0, cutoff=None, crop_fraction=1.0,
+                       input_size=8, batch_size=7, seed=3, device=torch.device("cpu"), clamp=clamp)
+    colours = 3 * generator.sample_w(30, 3, 1.0, None).reshape(30, 3).double()
+    if clamp:
+        colours = colours.clamp(-1, 1)
+    expected = (colours @ matrix.double().T).softmax(dim=1).T  # constant images: crop/flip change nothing
+    expected_best, _ = expected.sort(dim=1, descending=True)
+    torch.testing.assert_close(out["confidence"].double(), expected_best[:, :5], rtol=1e-5,
+                               atol=1e-6)

@@ -52,6 +52,7 @@ def validate_config(config: dict) -> dict:
     config["training"].setdefault("precision", "fp32")
     config["attack"].setdefault("precision", "fp32")
     config["attack"]["optimise"].setdefault("crop_per", "batch")
+    config["attack"]["sample"].setdefault("clamp", True)
     return config
 
 

@@ -37,11 +37,13 @@ def sample_stage(
     seed: int,
     device: torch.device,
     precision: str = "fp32",
+    clamp: bool = True,
 ) -> dict[str, torch.Tensor]:
     """Score ``search_space_size`` latents and keep the best ``candidates_per_class`` per class.
 
     Latents come from ``generator.sample_w(search_space_size, seed, psi, cutoff)``; each is
-    synthesised, centre-cropped to ``crop_fraction`` and resized to ``input_size``; its score for a class is the
+    synthesised, clamped to [−1, 1] (``clamp``, as the authors' code), centre-cropped to
+    ``crop_fraction`` and resized to ``input_size``; its score for a class is the
     target's softmax for that class averaged over the image and its horizontal mirror. Per class the
     top ``candidates_per_class`` distinct latents are kept (one latent may serve several classes).
 
@@ -57,6 +59,8 @@ def sample_stage(
         range(0, search_space_size, batch_size), desc="sample", file=sys.stderr, mininterval=10
     ):
         images = generator.synthesise(latents[start : start + batch_size])
+        if clamp:
+            images = images.clamp(-1, 1)
         view = target_view(images, crop_fraction, input_size)
         scores.append(flip_averaged_softmax(target, view, precision))
     probabilities = torch.cat(scores)

@@ -53,7 +53,7 @@ def sample_job(*, target, attack: dict, out, device: str) -> None:
         candidates_per_class=settings["candidates_per_class"], psi=settings["psi"],
         cutoff=settings["cutoff"], crop_fraction=settings["crop_fraction"],
         input_size=meta["input_size"], batch_size=settings["batch_size"], seed=attack["seed"],
-        device=device, precision=attack["precision"],
+        device=device, precision=attack["precision"], clamp=settings["clamp"],
     )
     _save(result, out, attack, meta, "sample")
 
