@@ -163,3 +163,36 @@ def test_initial_selection_scores_clamped_images(clamp):
     expected_best, _ = expected.sort(dim=1, descending=True)
     torch.testing.assert_close(out["confidence"].double(), expected_best[:, :5], rtol=1e-5,
                                atol=1e-6)
+
+
+# --- search space draw ----------------------------------------------------------------------------
+
+class RecordingMapping(torch.nn.Module):
+    """A StyleGAN2 ``G`` whose mapping hands z back as w (w_dim = z_dim), broadcast to num_ws."""
+
+    z_dim = w_dim = 6
+    num_ws, img_resolution, c_dim = 3, 8, 0
+
+    def mapping(self, z, c, truncation_psi=1.0, truncation_cutoff=None):
+        return z.float()[:, None].repeat(1, self.num_ws, 1)
+
+
+def test_stylegan2_search_space_is_the_authors_numpy_draw(monkeypatch, tmp_path):
+    import lsmia.attacks.stylegan2 as stylegan2
+
+    monkeypatch.setattr(stylegan2, "_load_g_ema", lambda checkout, pickle: RecordingMapping())
+    prior = stylegan2.StyleGAN2Prior(tmp_path, tmp_path / "ffhq.pkl", torch.device("cpu"))
+    expected = np.random.RandomState(42).randn(2000, 6)
+    for chunk in (1024, 7):
+        w = prior.sample_w(2000, seed=42, psi=1.0, cutoff=None, chunk=chunk)
+        assert np.array_equal(w[:, 0].numpy(), expected.astype(np.float32))
+
+
+def test_procedural_prior_draws_z_the_same_way():
+    from lsmia.attacks import ProceduralFacePrior
+
+    prior = ProceduralFacePrior(16, torch.device("cpu"))
+    z = prior.sample_w(50, seed=7, psi=1.0, cutoff=None)
+    expected = np.random.RandomState(7).randn(50, prior.w_dim).astype(np.float32)
+    assert np.array_equal(z[:, 0].numpy(), expected)
+    torch.testing.assert_close(prior.sample_w(50, seed=7, psi=0.5, cutoff=None), 0.5 * z)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 import torch
 
 
@@ -12,9 +13,9 @@ class Generator(Protocol):
     """What the attack needs from an image prior.
 
     ``w_dim``: size of one style vector; ``num_ws``: style layers; ``image_size``: output side.
-    ``sample_w(n, seed, psi, cutoff)``: ``n×num_ws×w_dim`` latents from z ~ N(0, I) drawn with a
-    ``torch.Generator`` seeded ``seed``, mapped, and truncated towards the mean w by ``psi`` in the
-    first ``cutoff`` layers (``None``: all layers).
+    ``sample_w(n, seed, psi, cutoff)``: ``n×num_ws×w_dim`` latents from z = ``draw_z(n, z_dim,
+    seed)``, mapped, and truncated towards the mean w by ``psi`` in the first ``cutoff`` layers
+    (``None``: all layers).
     ``synthesise(w)``: differentiable images ``N×3×S×S``, nominally in [−1, 1] (not clipped), from
     ``N×num_ws×w_dim`` latents or ``N×w_dim`` ones broadcast to every layer.
     """
@@ -26,6 +27,13 @@ class Generator(Protocol):
     def sample_w(self, n: int, seed: int, psi: float, cutoff: int | None) -> torch.Tensor: ...
 
     def synthesise(self, w: torch.Tensor) -> torch.Tensor: ...
+
+
+def draw_z(n: int, z_dim: int, seed: int) -> torch.Tensor:
+    """The search space's z, drawn as the authors' code draws it:
+    ``numpy.random.RandomState(seed).randn(n, z_dim)``, as float32 (StyleGAN2's mapping casts its
+    input to float32 too), so the same seed and ``ffhq.pkl`` give the authors' own candidates."""
+    return torch.from_numpy(np.random.RandomState(seed).randn(n, z_dim)).float()
 
 
 def broadcast_w(w: torch.Tensor, num_ws: int) -> torch.Tensor:
@@ -51,7 +59,8 @@ class ProceduralFacePrior:
 
     w = concat(identity code, nuisance code), one style layer, mapping = identity, mean w = 0, so
     truncation gives ψ·z. The attacker knows only this N(0, I) distribution, never the private
-    identity codes of the target's training set.
+    identity codes of the target's training set. Its z is drawn as StyleGAN2's is (``draw_z``), so
+    a seed means the same draw for both priors.
     """
 
     num_ws = 1
@@ -70,7 +79,7 @@ class ProceduralFacePrior:
     def sample_w(
         self, n: int, seed: int, psi: float = 1.0, cutoff: int | None = None
     ) -> torch.Tensor:
-        z = torch.randn(n, self.num_ws, self.w_dim, generator=torch.Generator().manual_seed(seed))
+        z = draw_z(n, self.w_dim, seed)[:, None]
         return truncate(z, torch.zeros(self.w_dim), psi, cutoff).to(self.device)
 
     def synthesise(self, w: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from lsmia.attacks.generators import broadcast_w
+from lsmia.attacks.generators import broadcast_w, draw_z
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ GENERATOR_ATTRIBUTES = ("mapping", "synthesis", "z_dim", "w_dim", "num_ws", "img
 class StyleGAN2Prior:
     """The ``G_ema`` network of a StyleGAN2-ADA pickle behind the generator protocol.
 
-    ``sample_w`` maps z ~ N(0, I) through ``G.mapping(z, c, truncation_psi, truncation_cutoff)``
+    ``sample_w`` maps z = ``numpy.random.RandomState(seed).randn(n, z_dim)`` through ``G.mapping(z, c, truncation_psi, truncation_cutoff)``
     (truncation towards ``G.mapping.w_avg``); ``synthesise`` runs
     ``G.synthesis(ws, noise_mode='const', force_fp32=True)``. Outputs are not clipped.
     """
@@ -51,8 +51,8 @@ class StyleGAN2Prior:
     def sample_w(
         self, n: int, seed: int, psi: float = 1.0, cutoff: int | None = None, chunk: int = 1024
     ) -> torch.Tensor:
-        """``n×num_ws×w_dim`` latents from z drawn by a CPU ``torch.Generator`` seeded ``seed``."""
-        z = torch.randn(n, self.z_dim, generator=torch.Generator().manual_seed(seed))
+        """``n×num_ws×w_dim`` latents from z = ``draw_z(n, z_dim, seed)`` (the authors' draw)."""
+        z = draw_z(n, self.z_dim, seed)
         ws = []
         for start in range(0, n, chunk):
             z_chunk = z[start : start + chunk].to(self.device)
