@@ -196,3 +196,46 @@ def test_procedural_prior_draws_z_the_same_way():
     expected = np.random.RandomState(7).randn(50, prior.w_dim).astype(np.float32)
     assert np.array_equal(z[:, 0].numpy(), expected)
     torch.testing.assert_close(prior.sample_w(50, seed=7, psi=0.5, cutoff=None), 0.5 * z)
+
+
+# --- δ_face input ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def facenet_file(tmp_path_factory):
+    from facenet_pytorch import InceptionResnetV1
+
+    torch.manual_seed(0)
+    network = InceptionResnetV1(classify=False).eval()
+    path = tmp_path_factory.mktemp("facenet") / "facenet.pt"
+    torch.save(network.state_dict(), path)
+    return network, path
+
+
+def test_facenet_gets_the_images_as_they_are_under_the_paper_scaling(facenet_file, paper):
+    from facenet_pytorch import fixed_image_standardization
+
+    from lsmia.metrics.extractors import load_extractor
+
+    network, path = facenet_file
+    assert paper["metrics"]["face"]["input_scaling"] == "ppa"
+    pixels = torch.randint(0, 256, (2, 3, 160, 160), generator=torch.Generator().manual_seed(1))
+    images = pixels / 127.5 - 1
+    as_is = load_extractor({"kind": "facenet", "path": path, "input_scaling": "ppa"}, "cpu")
+    standard = load_extractor({"kind": "facenet", "path": path, "input_scaling": "standard"}, "cpu")
+    with torch.no_grad():
+        torch.testing.assert_close(as_is(images), network(images), rtol=0, atol=1e-6)
+        torch.testing.assert_close(standard(images),
+                                   network(fixed_image_standardization(pixels.float())),
+                                   rtol=0, atol=1e-5)
+    # the two differ by an input factor of 127.5/128: small, but far above the tolerance above
+    assert (as_is(images) - standard(images)).abs().max() > 1e-5
+    assert as_is.name.startswith("facenet+ppa@") and standard.name.startswith("facenet@")
+
+
+def test_input_scaling_is_refused_for_public_model_extractors(demo):
+    from lsmia.config import ConfigError
+
+    broken = {**demo, "metrics": {**demo["metrics"], "face": {**demo["metrics"]["face"],
+                                                              "input_scaling": "ppa"}}}
+    with pytest.raises(ConfigError, match="metrics.face.input_scaling': applies to kinds"):
+        validate_config(broken)

@@ -53,6 +53,9 @@ def validate_config(config: dict) -> dict:
     config["attack"].setdefault("precision", "fp32")
     config["attack"]["optimise"].setdefault("crop_per", "batch")
     config["attack"]["sample"].setdefault("clamp", True)
+    for key in ("face", "fid"):
+        if config["metrics"][key]["kind"] != "public_model":
+            config["metrics"][key].setdefault("input_scaling", "ppa")
     return config
 
 
@@ -153,6 +156,10 @@ def _reference_problems(config: dict) -> list[str]:
     for key in ("face", "fid"):
         extractor = config["metrics"][key]
         if extractor["kind"] == "public_model":
+            if "input_scaling" in extractor:
+                problems.append(f"config key 'metrics.{key}.input_scaling': applies to kinds "
+                                "facenet and inception only (a public_model sees [−1, 1] images "
+                                "as it was trained)")
             if "architecture" not in extractor:
                 problems.append(f"config key 'metrics.{key}': kind public_model needs 'architecture'")
             else:

@@ -149,7 +149,8 @@ def extractor_spec(dataset, name):
     if spec["kind"] == "public_model":
         arch = spec["architecture"]
         return {"kind": "model", "path": public_model(arch), "name": f"public-{arch}"}
-    return {"kind": spec["kind"], "path": weights_file(spec["weights"]), "name": spec["weights"]}
+    return {"kind": spec["kind"], "path": weights_file(spec["weights"]), "name": spec["weights"],
+            "input_scaling": spec["input_scaling"]}
 
 
 def embeddings_file(dataset, name):

@@ -25,6 +25,10 @@ FACENET_SIZE = 160
 #: x · 127.5 / 128 for x = p / 127.5 − 1 in [−1, 1].
 FACENET_SCALE = 127.5 / 128.0
 INCEPTION_FEATURES = "2048"
+#: How [−1, 1] images reach FaceNet and the FID Inception: ``standard`` (each network's own input
+#: convention) or ``ppa`` (as the authors' code feeds them; see ``facenet`` and ``inception_fid``).
+#: ``ppa`` extractors carry ``+ppa`` in their name, so caches and tables tell the two apart.
+INPUT_SCALINGS = ("standard", "ppa")
 
 
 class FeatureExtractor(Protocol):
@@ -73,12 +77,13 @@ class NetworkExtractor:
         return features
 
 
-def facenet(weights_path: str | os.PathLike,
-            device: torch.device | str = "cpu") -> NetworkExtractor:
+def facenet(weights_path: str | os.PathLike, device: torch.device | str = "cpu",
+            input_scaling: str = "standard") -> NetworkExtractor:
     """FaceNet (facenet-pytorch ``InceptionResnetV1``) with the state dict at ``weights_path``
     (VGGFace2: ``20180402-114759-vggface2.pt``). Its 8631-way ``logits`` layer, when present, is not
-    needed for embeddings and is dropped; every other key must match. Input: 160 px, fixed image
-    standardisation; output: the 512-d L2-normalised embedding."""
+    needed for embeddings and is dropped; every other key must match. Input: 160 px, with
+    ``standard`` facenet-pytorch's fixed image standardisation ((p − 127.5) / 128), with ``ppa`` the
+    [−1, 1] images as they are (the authors' code); output: the 512-d L2-normalised embedding."""
     from facenet_pytorch import InceptionResnetV1
 
     path = require(weights_path)
@@ -86,11 +91,13 @@ def facenet(weights_path: str | os.PathLike,
     state = {key: value for key, value in state.items() if not key.startswith("logits.")}
     network = InceptionResnetV1(pretrained=None, classify=False)
     _load_strict(network, state, path)
+    scale = FACENET_SCALE if _checked_scaling(input_scaling) == "standard" else 1.0
 
     def forward(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
-        return net(augment.resize(images, FACENET_SIZE) * FACENET_SCALE)
+        return net(augment.resize(images, FACENET_SIZE) * scale)
 
-    return NetworkExtractor(_name("facenet", path), FACENET_SIZE, network.to(device), forward)
+    return NetworkExtractor(_name(_scaled("facenet", input_scaling), path), FACENET_SIZE,
+                            network.to(device), forward)
 
 
 def inception_fid(weights_path: str | os.PathLike,
@@ -126,16 +133,21 @@ def model_penultimate(model: nn.Module, input_size: int, name: str) -> NetworkEx
 
 
 def load_extractor(spec: dict, device: torch.device | str) -> NetworkExtractor:
-    """Build an extractor from ``{kind: facenet | inception | model, path: …, name?: …}``.
+    """Build an extractor from ``{kind: facenet | inception | model, path: …, name?: …,
+    input_scaling?: standard | ppa}`` (``input_scaling``: facenet and inception only).
 
     ``model`` is an lsmia model file (``lsmia.models.load_model``). The extractor's name is
-    ``<name or kind>@<first 12 hex digits of the file's SHA-256>``, so embeddings cached with other
-    weights are recognised as stale."""
+    ``<name or kind>[+ppa]@<first 12 hex digits of the file's SHA-256>``, so embeddings cached with
+    other weights or another input scaling are recognised as stale."""
     if not isinstance(spec, dict) or "kind" not in spec or "path" not in spec:
         raise ValueError(f"extractor spec: expected a mapping with 'kind' and 'path', got {spec!r}")
     kind, path = spec["kind"], Path(spec["path"])
+    scaling = _checked_scaling(spec.get("input_scaling") or "standard")
+    if kind == "model" and scaling != "standard":
+        raise ValueError(f"extractor spec {spec!r}: input_scaling applies to facenet and inception "
+                         "only (a model extractor sees [−1, 1] images as its model was trained)")
     if kind == "facenet":
-        extractor = facenet(path, device)
+        extractor = facenet(path, device, scaling)
     elif kind == "inception":
         extractor = inception_fid(path, device)
     elif kind == "model":
@@ -150,12 +162,22 @@ def load_extractor(spec: dict, device: torch.device | str) -> NetworkExtractor:
     else:
         raise ValueError(f"extractor spec kind: expected facenet, inception or model, got {kind!r}")
     if spec.get("name"):
-        extractor.name = _name(spec["name"], path)
+        extractor.name = _name(_scaled(spec["name"], scaling), path)
     return extractor
 
 
 def _name(label: str, path: Path) -> str:
     return f"{label}@{sha256_of(path)[:12]}"
+
+
+def _scaled(label: str, input_scaling: str) -> str:
+    return label if input_scaling == "standard" else f"{label}+{input_scaling}"
+
+
+def _checked_scaling(input_scaling: str) -> str:
+    if input_scaling not in INPUT_SCALINGS:
+        raise ValueError(f"input_scaling: {input_scaling!r} is not one of {list(INPUT_SCALINGS)}")
+    return input_scaling
 
 
 def _load_state_dict(path: Path) -> dict:
