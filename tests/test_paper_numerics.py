@@ -239,3 +239,80 @@ def test_input_scaling_is_refused_for_public_model_extractors(demo):
                                                               "input_scaling": "ppa"}}}
     with pytest.raises(ConfigError, match="metrics.face.input_scaling': applies to kinds"):
         validate_config(broken)
+
+
+# --- FID inputs -----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fid_network(tmp_path_factory):
+    """torch-fidelity's FID Inception with random weights, saved as the weights file."""
+    import torch_fidelity.feature_extractor_inceptionv3 as fidelity
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(fidelity, "load_state_dict_from_url", lambda *args, **kwargs: {})
+    mp.setattr(fidelity.FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None)
+    torch.manual_seed(0)
+    network = fidelity.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"]).eval()
+    mp.undo()
+    path = tmp_path_factory.mktemp("fid") / "inception.pth"
+    torch.save(network.state_dict(), path)
+    return network, path
+
+
+def _pool_features(network, first_input):
+    """The 2048-d pool features of torch-fidelity's network from the input of its first
+    convolution, written out layer by layer (independent of the extractor's hook)."""
+    x = first_input
+    for name in ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "MaxPool_1", "Conv2d_3b_1x1",
+                 "Conv2d_4a_3x3", "MaxPool_2", "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a",
+                 "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e", "Mixed_7a", "Mixed_7b",
+                 "Mixed_7c", "AvgPool"):
+        x = getattr(network, name)(x)
+    return x.flatten(1)
+
+
+def test_ppa_fid_feeds_the_authors_doubly_mapped_input(fid_network, paper):
+    from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
+
+    from lsmia.metrics.extractors import load_extractor
+
+    network, path = fid_network
+    assert paper["metrics"]["fid"]["input_scaling"] == "ppa"
+    pixels = torch.randint(0, 256, (2, 3, 40, 40), generator=torch.Generator().manual_seed(2))
+    images = pixels / 127.5 - 1                                   # what the attack stores, in [−1, 1]
+    resized = interpolate_bilinear_2d_like_tensorflow1x(pixels.float() / 127.5 - 1, (299, 299),
+                                                        align_corners=False)
+    # pytorch-fid's InceptionV3(normalize_input=True): x ↦ 2x − 1, on images already in [−1, 1]
+    doubly_mapped = 2 * resized - 1
+    assert doubly_mapped.min() >= -3 - 1e-6 and doubly_mapped.max() <= 1 + 1e-6
+    ppa = load_extractor({"kind": "inception", "path": path, "input_scaling": "ppa"}, "cpu")
+    standard = load_extractor({"kind": "inception", "path": path}, "cpu")
+    with torch.no_grad():
+        features = {"ppa": ppa(images), "standard": standard(images),
+                    "doubly mapped": _pool_features(network, doubly_mapped),
+                    "once": _pool_features(network, resized * 127.5 / 128 - 1 / 256)}
+        assert torch.equal(features["standard"], network(pixels.to(torch.uint8))[0])
+    # random weights give features near 1e-7: compare relative to their size
+    scale = features["standard"].abs().max()
+    relative = {key: (features[key] / scale) for key in features}
+    torch.testing.assert_close(relative["ppa"], relative["doubly mapped"], rtol=0, atol=1e-4)
+    torch.testing.assert_close(relative["standard"], relative["once"], rtol=0, atol=1e-4)
+    assert (relative["ppa"] - relative["standard"]).abs().max() > 0.1
+    assert ppa.name.startswith("inception+ppa@") and standard.name.startswith("inception@")
+
+
+def test_tables_say_which_fid_scaling_a_column_used():
+    import pandas as pd
+
+    from lsmia.paper.tables import FID_SCALING_NOTES, describe_rows
+
+    rows = pd.DataFrame({
+        "dataset": ["facescrub", "celeba"], "architecture": "resnet152",
+        "recipe_sample": "hard", "recipe_optimise": "hard", "recipe_select": "hard",
+        "num_classes": 530, "images_per_class": 50, "synthetic": False,
+        "extractor_eval": "evaluation-model@1", "extractor_face": "facenet-vggface2+ppa@2",
+        "extractor_fid": ["inception-fid+ppa@3", "inception-fid@3"],
+    })
+    notes = describe_rows(rows)
+    assert FID_SCALING_NOTES["ppa"] in notes and FID_SCALING_NOTES["standard"] in notes
+    assert FID_SCALING_NOTES["standard"] not in describe_rows(rows.iloc[:1])

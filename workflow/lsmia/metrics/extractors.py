@@ -100,11 +100,16 @@ def facenet(weights_path: str | os.PathLike, device: torch.device | str = "cpu",
                             network.to(device), forward)
 
 
-def inception_fid(weights_path: str | os.PathLike,
-                  device: torch.device | str = "cpu") -> NetworkExtractor:
+def inception_fid(weights_path: str | os.PathLike, device: torch.device | str = "cpu",
+                  input_scaling: str = "standard") -> NetworkExtractor:
     """torch-fidelity's ``FeatureExtractorInceptionV3`` (the TF FID Inception) with weights from
     ``weights_path``; 2048-d pool features. It takes uint8 images of any size and resizes them to
-    299 px itself (TF1-style bilinear), so [−1, 1] images are only quantised back to uint8."""
+    299 px itself (TF1-style bilinear), so [−1, 1] images are only quantised back to uint8.
+
+    ``ppa``: the authors pass [−1, 1] images to pytorch-fid's InceptionV3, whose
+    ``normalize_input=True`` maps them once more, x ↦ 2x − 1, to [−3, 1]. The same network is fed
+    that input here: its first convolution receives 2x − 1 instead of x (x: the resized image), so
+    the FID is comparable with the paper's, not with standard FID."""
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
     path = require(weights_path)
@@ -113,13 +118,23 @@ def inception_fid(weights_path: str | os.PathLike,
                                               feature_extractor_weights_path=str(path))
     except RuntimeError as err:  # load_state_dict's key/shape mismatch
         raise ValueError(f"{path}: not torch-fidelity Inception-v3 weights ({err})") from err
+    if _checked_scaling(input_scaling) == "ppa":
+        network.Conv2d_1a_3x3.register_forward_pre_hook(_ppa_input)
 
     def forward(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
         as_uint8 = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
         return net(as_uint8)[0]
 
-    return NetworkExtractor(_name("inception", path), FeatureExtractorInceptionV3.INPUT_IMAGE_SIZE,
-                            network.to(device), forward)
+    return NetworkExtractor(_name(_scaled("inception", input_scaling), path),
+                            FeatureExtractorInceptionV3.INPUT_IMAGE_SIZE, network.to(device), forward)
+
+
+def _ppa_input(module: nn.Module, args: tuple) -> tuple:
+    """torch-fidelity normalises the resized pixels u to (u − 128)/128 before its first convolution;
+    hand it 2x − 1 for the [−1, 1] image x = u/127.5 − 1 instead (pytorch-fid's normalisation applied
+    to an image already in [−1, 1])."""
+    pixels = args[0] * 128 + 128
+    return (2 * (pixels / 127.5 - 1) - 1,)
 
 
 def model_penultimate(model: nn.Module, input_size: int, name: str) -> NetworkExtractor:
@@ -149,7 +164,7 @@ def load_extractor(spec: dict, device: torch.device | str) -> NetworkExtractor:
     if kind == "facenet":
         extractor = facenet(path, device, scaling)
     elif kind == "inception":
-        extractor = inception_fid(path, device)
+        extractor = inception_fid(path, device, scaling)
     elif kind == "model":
         from lsmia.models import load_model
 

@@ -20,6 +20,13 @@ ARROW_NOTE = (
     "Arrows give the direction of a stronger attack (more leakage); for test accuracy, of better "
     "utility."
 )
+FID_SCALING_NOTES = {
+    "ppa": "FID (and PRDC) with input scaling ppa, as the authors compute it: images already in "
+           "[−1, 1] mapped once more to [−3, 1] before the Inception network; comparable with the "
+           "paper's FID, not with standard FID.",
+    "standard": "FID (and PRDC) with standard input scaling (Inception on uint8 images); not "
+                "comparable with the paper's FID, which used the authors' scaling (ppa).",
+}
 
 
 @dataclass(frozen=True)
@@ -228,8 +235,9 @@ def _latex(records, columns, caption, notes) -> str:
 
 
 def describe_rows(rows: pd.DataFrame) -> list[str]:
-    """Notes naming the datasets, target models, recipes and attacked classes of ``rows``, and, for
-    synthetic data, that it is synthetic and which stand-in networks measured it."""
+    """Notes naming the datasets, target models, recipes and attacked classes of ``rows``, the input
+    scaling of the FID network (real data), and, for synthetic data, that it is synthetic and which
+    stand-in networks measured it."""
 
     def listed(column):
         return ", ".join(str(v) for v in pd.unique(rows[column].dropna()))
@@ -247,6 +255,9 @@ def describe_rows(rows: pd.DataFrame) -> list[str]:
         f"Attacked: {classes} per attack (final selection).",
         ARROW_NOTE,
     ]
+    real = rows[~rows["synthetic"].astype(bool)]
+    scalings = sorted({"ppa" if "+ppa@" in name else "standard" for name in real["extractor_fid"]})
+    notes += [FID_SCALING_NOTES[scaling] for scaling in scalings]
     synthetic = rows[rows["synthetic"].astype(bool)]
     if len(synthetic):
         networks = "; ".join(
