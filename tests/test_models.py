@@ -59,7 +59,7 @@ def test_torchvision_inception_loads_imagenet_style_file_without_aux_head(tmp_pa
     assert _same_weights(model, imagenet, skip=("fc.",))
     assert model(_images(2, 80)).shape == (2, 6)
     with pytest.raises(ValueError, match="transform_input"):
-        create_model("tv:inception_v3", 6, transform_input=True)
+        create_model("tv:inception_v3", 6, transform_input="yes")
 
 
 def test_torchvision_densenet_reads_legacy_key_names(tmp_path):

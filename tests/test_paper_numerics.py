@@ -316,3 +316,100 @@ def test_tables_say_which_fid_scaling_a_column_used():
     notes = describe_rows(rows)
     assert FID_SCALING_NOTES["ppa"] in notes and FID_SCALING_NOTES["standard"] in notes
     assert FID_SCALING_NOTES["standard"] not in describe_rows(rows.iloc[:1])
+
+
+# --- evaluation model Inception-v3 ----------------------------------------------------------------
+
+INCEPTION_KWARGS = {"aux_logits": True, "transform_input": True}
+
+
+@pytest.fixture(scope="module")
+def torchvision_inception():
+    """torchvision's own Inception-v3 as the authors build it (aux head, transform_input)."""
+    import torchvision
+
+    torch.manual_seed(0)
+    return torchvision.models.inception_v3(num_classes=5, init_weights=True, **INCEPTION_KWARGS)
+
+
+def test_paper_evaluation_model_is_built_like_the_authors(paper):
+    spec = paper["architectures"][paper["datasets"]["facescrub"]["evaluation"]["architecture"]]
+    assert spec["model"] == "tv:inception_v3" and spec["arch_kwargs"] == INCEPTION_KWARGS
+    assert paper["training"]["aux_loss_weight"] == 1.0
+
+
+def test_inception_matches_torchvision_in_eval_and_training_mode(torchvision_inception, tmp_path):
+    """Published checkpoints (aux head included) import; eval gives the main logits and training
+    mode both heads, exactly as torchvision's model with transform_input computes them."""
+    from lsmia.models import import_checkpoint
+
+    reference = torchvision_inception
+    path = tmp_path / "inception.pth"
+    torch.save({"model_state_dict": reference.state_dict()}, path)
+    model = import_checkpoint(path, "tv:inception_v3", 5, 299, arch_kwargs=INCEPTION_KWARGS)
+    assert any(key.startswith("AuxLogits.") for key in model.state_dict())
+    x = torch.rand(2, 3, 299, 299, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    reference.eval()
+    with torch.no_grad():
+        eval_logits = model(x)
+        assert isinstance(eval_logits, torch.Tensor)
+        torch.testing.assert_close(eval_logits, reference(x), rtol=1e-4, atol=1e-5)
+        # transform_input on: torchvision's own _transform_input, not the identity
+        torch.testing.assert_close(reference._transform_input(x)[:, 0],
+                                   x[:, 0] * 0.229 / 0.5 + (0.485 - 0.5) / 0.5)
+    model.train()
+    reference.train()
+    with torch.no_grad():
+        torch.manual_seed(1)
+        outputs = model(x)
+        torch.manual_seed(1)
+        expected = reference(x)
+    assert type(outputs).__name__ == "InceptionOutputs"
+    torch.testing.assert_close(outputs.logits, expected.logits, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(outputs.aux_logits, expected.aux_logits, rtol=1e-4, atol=1e-5)
+
+
+def test_training_adds_the_auxiliary_loss_at_its_weight(torchvision_inception):
+    import copy
+
+    from lsmia.models import create_model
+    from lsmia.training.losses import label_smoothing_loss
+    from lsmia.training.trainer import training_step
+
+    model = create_model("tv:inception_v3", 5, **INCEPTION_KWARGS)
+    model.load_state_dict(torchvision_inception.state_dict())
+    images = torch.rand(2, 3, 299, 299, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    labels = torch.tensor([1, 4])
+    unchanged = lambda batch, generator: batch  # noqa: E731
+    for weight in (1.0, 0.0):
+        reference = copy.deepcopy(torchvision_inception).train()
+        torch.manual_seed(5)
+        out = reference(images)
+        expected = (label_smoothing_loss(out.logits, labels, 0.1)
+                    + weight * label_smoothing_loss(out.aux_logits, labels, 0.1))
+        trained = copy.deepcopy(model).train()
+        optimizer = torch.optim.SGD(trained.parameters(), lr=0.0)
+        torch.manual_seed(5)
+        value, _ = training_step(trained, optimizer, images, labels, unchanged, None, 0.1,
+                                 aux_loss_weight=weight)
+        assert value == pytest.approx(expected.item(), rel=1e-5)
+    assert label_smoothing_loss(out.aux_logits, labels, 0.1).item() > 0.1  # the weight mattered
+
+
+def test_inception_initialised_from_another_dataset_drops_both_heads(tmp_path):
+    """CelebA's evaluation model starts from FaceScrub's: fc and AuxLogits.fc of another size."""
+    from lsmia.models import create_model, load_model, save_model
+
+    source = create_model("tv:inception_v3", 5, **INCEPTION_KWARGS)
+    save_model(tmp_path / "facescrub.pt", source,
+               {"arch": "tv:inception_v3", "arch_kwargs": INCEPTION_KWARGS, "num_classes": 5,
+                "input_size": 299})
+    reloaded, meta = load_model(tmp_path / "facescrub.pt")
+    assert meta["arch_kwargs"] == INCEPTION_KWARGS and reloaded.aux_head is not None
+    model = create_model("tv:inception_v3", 7, pretrained=tmp_path / "facescrub.pt",
+                         **INCEPTION_KWARGS)
+    own, other = model.state_dict(), source.state_dict()
+    assert own["AuxLogits.fc.weight"].shape == (7, 768) and own["fc.weight"].shape == (7, 2048)
+    assert torch.equal(own["AuxLogits.conv1.conv.weight"], other["AuxLogits.conv1.conv.weight"])
+    assert torch.equal(own["Mixed_7c.branch_pool.conv.weight"],
+                       other["Mixed_7c.branch_pool.conv.weight"])

@@ -50,6 +50,7 @@ def validate_config(config: dict) -> dict:
     config["metrics"].setdefault("prdc_k", 3)
     config["metrics"].setdefault("batch_size", 64)
     config["training"].setdefault("precision", "fp32")
+    config["training"].setdefault("aux_loss_weight", 1.0)
     config["attack"].setdefault("precision", "fp32")
     config["attack"]["optimise"].setdefault("crop_per", "batch")
     config["attack"]["sample"].setdefault("clamp", True)

@@ -42,11 +42,13 @@ def train_job(
     train_set = PackedDataset(data_dir, split="train")
     test_set = PackedDataset(data_dir, split="test")
     input_size = arch_spec["input_size"]
+    arch_kwargs = dict(arch_spec.get("arch_kwargs") or {})
     if recipe.get("init"):
-        model = import_checkpoint(recipe["init"], arch_spec["model"], train_set.num_classes, input_size)
+        model = import_checkpoint(recipe["init"], arch_spec["model"], train_set.num_classes,
+                                  input_size, arch_kwargs=arch_kwargs)
     else:
         model = build_model(arch_spec["model"], train_set.num_classes, recipe,
-                            pretrained=pretrained or None)
+                            pretrained=pretrained or None, arch_kwargs=arch_kwargs)
     log.info("training %s/%s/%s on %s (%d train, %d test images, %d classes)", dataset,
              architecture, recipe_name, device, len(train_set), len(test_set), train_set.num_classes)
     metrics = train(model, recipe, train_set, test_set, device=device, workdir=workdir,
@@ -72,6 +74,7 @@ def train_job(
     }
     meta = {
         "arch": arch_spec["model"],
+        "arch_kwargs": arch_kwargs,
         "num_classes": train_set.num_classes,
         "input_size": input_size,
         "defence": recipe.get("defence"),

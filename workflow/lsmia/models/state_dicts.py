@@ -77,13 +77,19 @@ def adapt_state_dict(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[s
 
 
 def classifier_keys(model: nn.Module) -> set[str]:
-    """State-dict keys of ``model.get_classifier()`` (empty when it has no parameters)."""
-    classifier = model.get_classifier()
-    for name, module in model.named_modules():
-        if module is classifier:
-            prefix = f"{name}." if name else ""
-            return {prefix + key for key in module.state_dict()}
-    raise ValueError(f"{type(model).__name__}.get_classifier() is not a submodule of the model")
+    """State-dict keys of ``model.get_classifier()`` and of its ``auxiliary_classifier()`` if it has
+    one (Inception-v3's ``AuxLogits.fc``); empty when they have no parameters."""
+    auxiliary = getattr(model, "auxiliary_classifier", lambda: None)()
+    heads = [head for head in (model.get_classifier(), auxiliary) if head is not None]
+    keys = set()
+    for head in heads:
+        name = next((name for name, module in model.named_modules() if module is head), None)
+        if name is None:
+            raise ValueError(f"{type(model).__name__}: classifier {type(head).__name__} is not a "
+                             "submodule of the model")
+        prefix = f"{name}." if name else ""
+        keys |= {prefix + key for key in head.state_dict()}
+    return keys
 
 
 def load_pretrained(model: nn.Module, path: str | os.PathLike) -> nn.Module:

@@ -5,7 +5,7 @@ A recipe is the ``training`` section of the config merged with one ``recipes`` e
 optimizer {name: adam|sgd, lr, betas, momentum, weight_decay, nesterov}, lr_schedule {name:
 multistep|cosine|none, milestones, gamma, min_lr}, augment {resize, crop_scale, crop_ratio, jitter,
 flip}, training_set_size, seed, defence, init (used by the caller, not by the trainer), precision
-(fp32 | bf16).
+(fp32 | bf16), aux_loss_weight (Inception-v3's auxiliary head).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from .schedules import SCHEDULES
 
 REQUIRED = ("alpha", "epochs", "batch_size", "optimizer", "lr_schedule", "augment")
 DEFAULTS = {"alpha_schedule": "none", "eval_batch_size": None, "training_set_size": None,
-            "seed": 42, "defence": None, "init": None, "precision": "fp32"}
+            "seed": 42, "defence": None, "init": None, "precision": "fp32",
+            "aux_loss_weight": 1.0}
 OPTIMIZERS = ("adam", "sgd")
 LR_SCHEDULES = ("multistep", "cosine", "none")
 OPTIMIZER_DEFAULTS = {"betas": [0.9, 0.999], "momentum": 0.0, "weight_decay": 0.0,
@@ -48,6 +49,9 @@ def check_recipe(recipe: Mapping) -> dict:
         checked["eval_batch_size"] = checked["batch_size"]
     _integer(checked, "eval_batch_size", minimum=1)
     _integer(checked, "seed", minimum=None)
+    weight = checked["aux_loss_weight"]
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+        raise ValueError(f"recipe.aux_loss_weight: expected a number ≥ 0, got {weight!r}")
     if checked["training_set_size"] is not None:
         _integer(checked, "training_set_size", minimum=1)
     if checked["precision"] not in PRECISIONS:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torchvision.models.inception import InceptionOutputs
 from tqdm import tqdm
 
 from lsmia.data.augment import TrainAugment, eval_transform
@@ -51,6 +52,7 @@ CHECKPOINT_FORMAT = "lsmia-train-checkpoint"
 CHECKPOINT_VERSION = 1
 CSV_COLUMNS = ("epoch", "loss", "alpha_t", "lr", "train_acc", "test_acc", "seconds")
 ECE_BINS = 15
+STEP_OPTIONS = ("precision", "aux_loss_weight")  # recipe keys that ``training_step`` takes
 
 
 class Preempted(RuntimeError):
@@ -107,7 +109,7 @@ def train(model: nn.Module, recipe: Mapping, train_set: PackedDataset,
             lr = optimizer.param_groups[0]["lr"]
             loss, accuracy = _train_epoch(model, optimizer, train_set, augment, generator, alpha_t,
                                           recipe["batch_size"], device, epoch, epochs, stop,
-                                          progress, recipe["precision"])
+                                          progress, {key: recipe[key] for key in STEP_OPTIONS})
             scheduler.step()
             test_accuracy = None
             if test_set is not None:
@@ -141,8 +143,9 @@ def train(model: nn.Module, recipe: Mapping, train_set: PackedDataset,
 
 
 def _train_epoch(model, optimizer, train_set, augment, generator, alpha_t, batch_size, device,
-                 epoch, epochs, stop, progress, precision) -> tuple[float, float]:
-    """One pass over ``train_set``; returns the mean loss and accuracy on the augmented batches."""
+                 epoch, epochs, stop, progress, step_options) -> tuple[float, float]:
+    """One pass over ``train_set``; returns the mean loss and accuracy on the augmented batches.
+    ``step_options`` are the recipe's keyword arguments of ``training_step``."""
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     batches = iterate_batches(train_set, batch_size, shuffle=True, generator=generator,
@@ -156,7 +159,7 @@ def _train_epoch(model, optimizer, train_set, augment, generator, alpha_t, batch
                                 f"resuming repeats this epoch")
             value, hits = training_step(model, optimizer, images, labels, augment, generator,
                                         alpha_t, where=f"epoch {epoch}, batch {batch}",
-                                        precision=precision)
+                                        **step_options)
             total_loss += value * len(labels)
             correct += hits
             seen += len(labels)
@@ -173,11 +176,13 @@ def train_augment(augment: Mapping, input_size: int) -> TrainAugment:
 def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
                   labels: torch.Tensor, augment: TrainAugment, generator: torch.Generator,
                   alpha_t: float, where: str = "a training step",
-                  precision: str = "fp32") -> tuple[float, int]:
+                  precision: str = "fp32", aux_loss_weight: float = 1.0) -> tuple[float, int]:
     """Augment, forward (through ``forward_with_regulariser`` when the model has it),
     label-smoothing loss, backward and optimiser step on one batch; returns the loss and the
-    number of correct predictions. Channels-last memory on CUDA, bf16 autocast there only with
-    ``precision="bf16"`` (the authors train in fp32). Raises
+    number of correct predictions. A model that returns ``InceptionOutputs`` (Inception-v3 with its
+    auxiliary head) adds ``aux_loss_weight`` × the same loss of the auxiliary logits (the authors:
+    weight 1). Channels-last memory on CUDA, bf16 autocast there only with ``precision="bf16"``
+    (the authors train in fp32). Raises
     ``FloatingPointError`` (naming ``where``) before the update if the loss is not finite."""
     device = images.device
     images = augment(images, generator)
@@ -188,7 +193,12 @@ def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: to
             logits, extra = model.forward_with_regulariser(images, labels)
         else:
             logits, extra = model(images), None
+    auxiliary = None
+    if isinstance(logits, InceptionOutputs):
+        logits, auxiliary = logits
     loss = label_smoothing_loss(logits, labels, alpha_t)
+    if auxiliary is not None:
+        loss = loss + aux_loss_weight * label_smoothing_loss(auxiliary, labels, alpha_t)
     if extra is not None:
         loss = loss + extra.float()
     value = loss.item()
