@@ -10,9 +10,10 @@ ResNet-152 at 224 px and Inception-v3 at 299 px (through lsmia's model factory),
 weights. It reports whether StyleGAN2's custom CUDA ops compiled (they need `ninja`, a pinned
 requirement), the attack's optimisation throughput (images·iterations/s: synthesis → centre crop
 → resize → random resized crop → ResNet-152 → Poincaré loss → backward → Adam) with the target in
-fp32 and in bf16 (the generator always in fp32), each with and without channels-last, the training throughput of ResNet-152 and Inception-v3 at
-batch 128, the peak GPU memory of each, and an estimate of the paper DAG's GPU hours from those
-figures, with the job counts taken from the paper config. Writes `gpu.json` and `gpu.md` (a block
+fp32 and in bf16 (the generator always in fp32), each with and without channels-last, the
+training throughput of ResNet-152 and Inception-v3 at batch 128, the peak GPU memory of each,
+and an estimate of the paper DAG's GPU hours from those figures, with the job counts taken from
+the paper config. Writes `gpu.json` and `gpu.md` (a block
 for docs/benchmarks.md) to `--out`. Without a usable GPU it refuses in one line (exit status 2).
 About 3-5 minutes on one recent GPU, most of it the custom ops' first compilation.
 """
@@ -72,8 +73,8 @@ def main(argv=None) -> int:
     sizes["attack_batch"] = args.attack_batch or sizes["attack_batch"]
     checkout = find_checkout(args.checkout)
     torch.backends.cudnn.benchmark = True
-    report = {"machine": machine(), "device": str(device), "sizes": "tiny" if args.tiny else "paper",
-              "checkout": str(checkout)}
+    report = {"machine": machine(), "device": str(device),
+              "sizes": "tiny" if args.tiny else "paper", "checkout": str(checkout)}
     with tempfile.TemporaryDirectory() as tmp:
         prior, report["custom_ops"] = load_prior(checkout, sizes["generator"], Path(tmp), device)
         report["attack"] = [attack_throughput(prior, sizes, precision, channels_last, device)
@@ -127,8 +128,9 @@ def find_checkout(given: str | None) -> Path:
     for path in candidates:
         if (path / "training" / "networks.py").is_file():
             return path.resolve()
-    sys.exit(f"gpu-check: no NVlabs stylegan2-ada-pytorch checkout in {[str(p) for p in candidates]}"
-             " (`snakemake fetch_stylegan2` clones one into resources/)")
+    sys.exit(f"gpu-check: no NVlabs stylegan2-ada-pytorch checkout in "
+             f"{[str(p) for p in candidates]} (`snakemake fetch_stylegan2` clones one into "
+             "resources/)")
 
 
 def load_prior(checkout: Path, spec: dict, tmp: Path, device: torch.device):
@@ -144,8 +146,8 @@ def load_prior(checkout: Path, spec: dict, tmp: Path, device: torch.device):
     generator = Generator(
         z_dim=spec["z_dim"], c_dim=0, w_dim=spec["w_dim"], img_resolution=spec["img_resolution"],
         img_channels=3, mapping_kwargs={"num_layers": spec["mapping_layers"]},
-        synthesis_kwargs={key: spec[key] for key in ("channel_base", "channel_max", "num_fp16_res",
-                                                     "conv_clamp")},
+        synthesis_kwargs={key: spec[key] for key in
+                          ("channel_base", "channel_max", "num_fp16_res", "conv_clamp")},
     ).eval().requires_grad_(False)
     path = tmp / "generator.pkl"
     with open(path, "wb") as handle:  # legacy.load_network_pkl wants G, D and G_ema modules
@@ -273,104 +275,130 @@ def load_config(path) -> dict:
 
 
 def paper_jobs(config: dict) -> dict:
-    """The GPU work of the config's DAG: trainings (dataset, arch, recipe), sampling jobs
-    (dataset, arch, sample recipe), optimisations (…, optimise recipe), selections and metrics
-    (…, select recipe) and knowledge students, as the paper rules derive them from `artefacts`."""
+    """The GPU jobs of the config's DAG, as the paper rules derive them from `artefacts`: trainings
+    (dataset, arch, recipe), evaluation models (dataset), samplings (dataset, arch, rs),
+    optimisations (…, ro), selections (…, rsel; one metrics job each) and ξ students."""
     art = config["artefacts"]
     triples = set()
     for name, spec in art.items():
-        if name in ("toy_example",):
+        if name == "toy_example":
             continue
         if name == "main_table":
-            triples |= {(d, spec["architecture"], r) for d in spec["datasets"] for r in spec["recipes"]}
+            triples |= {(d, spec["architecture"], r)
+                        for d in spec["datasets"] for r in spec["recipes"]}
         elif name == "architectures":
-            triples |= {(spec["dataset"], a, r) for a in spec["architectures"] for r in spec["recipes"]}
-        elif name == "training_size":
-            names = [f"{r}-n{s}" for r in spec["recipes"] for s in spec["sizes"]] + spec["recipes"]
-            triples |= {(spec["dataset"], spec["architecture"], r) for r in names}
-        elif name == "stage_ablation":
-            triples |= {(spec["dataset"], spec["architecture"], r)
-                        for r in (spec["baseline"], *spec["others"])}
+            triples |= {(spec["dataset"], a, r)
+                        for a in spec["architectures"] for r in spec["recipes"]}
         else:
-            triples |= {(spec["dataset"], spec["architecture"], r) for r in spec["recipes"]}
+            recipes = list(spec.get("recipes", []))
+            if name == "training_size":
+                recipes += [f"{r}-n{size}" for r in spec["recipes"] for size in spec["sizes"]]
+            if name == "stage_ablation":
+                recipes = [spec["baseline"], *spec["others"]]
+            triples |= {(spec["dataset"], spec["architecture"], r) for r in recipes}
     attacks = {(d, a, r, r, r) for d, a, r in triples}
     if "stage_ablation" in art:
         spec, base = art["stage_ablation"], art["stage_ablation"]["baseline"]
         for other in spec["others"]:
             for combo in ((other, base, base), (base, other, base), (base, base, other)):
                 attacks.add((spec["dataset"], spec["architecture"], *combo))
-    knowledge = ({(d, art["main_table"]["architecture"], r) for d in art["main_table"]["datasets"]
-                  for r in art["main_table"]["recipes"]} if "main_table" in art else set())
+    main = art.get("main_table")
+    knowledge = {(d, main["architecture"], r) for d in main["datasets"]
+                 for r in main["recipes"]} if main else set()
     return {"trainings": sorted(triples), "evaluation_models": sorted(config["datasets"]),
-            "samples": sorted({a[:3] for a in attacks}), "optimisations": sorted({a[:4] for a in attacks}),
+            "samples": sorted({a[:3] for a in attacks}),
+            "optimisations": sorted({a[:4] for a in attacks}),
             "selections": sorted(attacks), "knowledge": sorted(knowledge)}
 
 
-def estimate_gpu_hours(config: dict, report: dict) -> dict:
-    """GPU hours of the config's DAG from the measured throughputs (fp32, as the paper runs)."""
-    from lsmia.config import attack_settings, resolve_recipe
+class Estimate:
+    """GPU seconds of each kind of job from the measured throughputs, for one numerics setting."""
 
-    jobs = paper_jobs(config)
-    attack_rate = {(row["precision"], row["channels_last"]): row["images_iterations_per_s"]
-                   for row in report["attack"]}
-    train = {(row["model"], row["precision"]): row["images_per_s"] for row in report["training"]}
-    measured_arch = next(row["model"] for row in report["training"])
+    def __init__(self, config: dict, report: dict, precision: str, channels_last: bool):
+        self.config = config
+        self.attack_rate = next(row["images_iterations_per_s"] for row in report["attack"]
+                                if (row["precision"], row["channels_last"]) == (precision,
+                                                                                channels_last))
+        self.train = {row["model"]: row["images_per_s"] for row in report["training"]
+                      if row["precision"] == precision}
+        self.measured = next(iter(self.train))
 
-    def train_rate(model, precision):
-        if (model, precision) in train:
-            return train[(model, precision)]
-        return train[(measured_arch, precision)] * GFLOPS.get(measured_arch, 4.0) / GFLOPS.get(model, 4.0)
+    def train_rate(self, model: str) -> float:
+        """Measured, or the first measured model's scaled by GFLOPs."""
+        if model in self.train:
+            return self.train[model]
+        return (self.train[self.measured] * GFLOPS.get(self.measured, 4.0)
+                / GFLOPS.get(model, 4.0))
 
-    def private_images(dataset):
-        manifest = REPO / "results" / config["experiment"] / "data" / dataset / "private" / "manifest.json"
-        if manifest.is_file():
-            return json.loads(manifest.read_text())["num_images"]
-        return DEFAULT_IMAGES.get(config["datasets"][dataset]["source"], 30_000)
+    def images(self, dataset: str) -> int:
+        data = REPO / "results" / self.config["experiment"] / "data" / dataset / "private"
+        if (data / "manifest.json").is_file():
+            return json.loads((data / "manifest.json").read_text())["num_images"]
+        return DEFAULT_IMAGES.get(self.config["datasets"][dataset]["source"], 30_000)
 
-    def classes(dataset):
-        spec = config["datasets"][dataset]
+    def classes(self, dataset: str) -> int:
+        spec = self.config["datasets"][dataset]
         return {"facescrub": 530, "celeba": spec.get("identities", 1000)}.get(spec["source"], 100)
 
-    def training_seconds(dataset, arch_name, recipe_name, precision):
-        recipe, model = resolve_recipe(config, recipe_name), config["architectures"][arch_name]["model"]
-        total = private_images(dataset)
+    def training(self, dataset: str, arch: str, recipe_name: str) -> float:
+        from lsmia.config import resolve_recipe
+
+        recipe = resolve_recipe(self.config, recipe_name)
+        total = self.images(dataset)
         train_images = min(recipe.get("training_set_size") or total, int(0.9 * total))
         per_epoch = train_images + (total - int(0.9 * total)) / 3  # test set: forward only
-        return recipe["epochs"] * per_epoch / train_rate(model, precision)
+        model = self.config["architectures"][arch]["model"]
+        return recipe["epochs"] * per_epoch / self.train_rate(model)
 
+    def attack(self, dataset: str, stage: str) -> float:
+        from lsmia.config import attack_settings
+
+        settings = attack_settings(self.config, dataset)
+        candidates = self.classes(dataset) * settings["sample"]["candidates_per_class"]
+        if stage == "sample":  # forward only: a third of a step per scored latent
+            return settings["sample"]["search_space_size"] / (3 * self.attack_rate)
+        if stage == "optimise":
+            return candidates * settings["optimise"]["iterations"] / self.attack_rate
+        # select: one synthesis and `transforms` target views per latent, counted as a tenth each
+        return candidates * (1 + settings["select"]["transforms"] / 10) / (3 * self.attack_rate)
+
+    def student(self, dataset: str) -> float:
+        from lsmia.config import attack_settings, resolve_recipe
+
+        spec = self.config["metrics"]["knowledge"]
+        recipe = resolve_recipe(self.config, spec["recipe"])
+        images = (self.classes(dataset)
+                  * attack_settings(self.config, dataset)["select"]["final_per_class"])
+        model = self.config["architectures"][spec["architecture"]]["model"]
+        return recipe["epochs"] * images / self.train_rate(model)
+
+
+def estimate_gpu_hours(config: dict, report: dict) -> dict:
+    """GPU hours per stage of the config's DAG: fp32 (the paper's numerics) and bf16."""
+    jobs = paper_jobs(config)
+    datasets = config["datasets"]
     totals = {}
     for precision, channels_last in (("fp32", False), ("bf16", True)):
-        rate = attack_rate[(precision, channels_last)]
-        seconds = {"training": sum(training_seconds(*t, precision) for t in jobs["trainings"])}
-        seconds["training"] += sum(training_seconds(d, config["datasets"][d]["evaluation"]["architecture"],
-                                                    config["datasets"][d]["evaluation"]["recipe"], precision)
-                                   for d in jobs["evaluation_models"])
-        sample = optimise = select = 0.0
-        for dataset, *_ in jobs["samples"]:
-            sample += attack_settings(config, dataset)["sample"]["search_space_size"] / (3 * rate)
-        for dataset, *_ in jobs["optimisations"]:
-            settings = attack_settings(config, dataset)
-            optimise += (classes(dataset) * settings["sample"]["candidates_per_class"]
-                         * settings["optimise"]["iterations"] / rate)
-        for dataset, *_ in jobs["selections"]:
-            settings = attack_settings(config, dataset)
-            select += (classes(dataset) * settings["sample"]["candidates_per_class"]
-                       * (1 + settings["select"]["transforms"] / 10) / (3 * rate))
-        seconds.update(attack_sample=sample, attack_optimise=optimise, attack_select=select)
-        knowledge = resolve_recipe(config, config["metrics"]["knowledge"]["recipe"])
-        student = config["architectures"][config["metrics"]["knowledge"]["architecture"]]["model"]
-        seconds["knowledge"] = sum(
-            knowledge["epochs"] * classes(d) * attack_settings(config, d)["select"]["final_per_class"]
-            / train_rate(student, precision) for d, *_ in jobs["knowledge"])
-        totals[f"{precision}{'+channels_last' if channels_last else ''}"] = {
-            key: round(value / 3600, 1) for key, value in {**seconds, "total": sum(seconds.values())}.items()}
+        e = Estimate(config, report, precision, channels_last)
+        seconds = {
+            "training": sum(e.training(*job) for job in jobs["trainings"]) + sum(
+                e.training(d, datasets[d]["evaluation"]["architecture"],
+                           datasets[d]["evaluation"]["recipe"]) for d in jobs["evaluation_models"]),
+            **{f"attack_{stage}": sum(e.attack(job[0], stage) for job in jobs[kind])
+               for stage, kind in (("sample", "samples"), ("optimise", "optimisations"),
+                                   ("select", "selections"))},
+            "knowledge": sum(e.student(job[0]) for job in jobs["knowledge"]),
+        }
+        seconds["total"] = sum(seconds.values())
+        name = f"{precision}{'+channels_last' if channels_last else ''}"
+        totals[name] = {key: round(value / 3600, 1) for key, value in seconds.items()}
     return {"jobs": {key: len(value) for key, value in jobs.items()}, "gpu_hours": totals,
             "assumptions": "private images per dataset from results/<experiment>/data manifests, "
                            f"else {DEFAULT_IMAGES}; sampling and selection cost a third of an "
-                           "optimisation step per scored image (forward only; selection scores 100 "
-                           "views per latent in batches, counted as 10 steps); unmeasured "
-                           "architectures scaled from ResNet-152 by GFLOPs; metrics and data "
-                           "preparation left out"}
+                           "optimisation step per scored latent (forward only; selection's 100 "
+                           "views per latent counted as 10 steps); unmeasured architectures scaled "
+                           "from the measured ResNet-152 by GFLOPs; metrics and data preparation "
+                           "left out"}
 
 
 def markdown(report: dict) -> str:
@@ -378,21 +406,25 @@ def markdown(report: dict) -> str:
     compiled = {True: "yes", False: "**no** (slow reference code; is `ninja` on PATH?)",
                 None: "not applicable on CPU"}[ops["compiled"]]
     lines = [f"Machine: {report['machine']}; sizes: {report['sizes']}.", "",
-             f"StyleGAN2 custom ops compiled: {compiled} (first synthesis {ops['first_synthesis_s']} s, "
-             f"{ops['parameters_M']} M generator parameters, {ops['num_ws']} style vectors).", "",
-             "| attack optimisation | images·iterations/s | peak GPU memory (GiB) |", "|---|---|---|"]
+             f"StyleGAN2 custom ops compiled: {compiled} (first synthesis "
+             f"{ops['first_synthesis_s']} s, {ops['parameters_M']} M generator parameters, "
+             f"{ops['num_ws']} style vectors).", "",
+             "| attack optimisation | images·iterations/s | peak GPU memory (GiB) |",
+             "|---|---|---|"]
     for row in report["attack"]:
         layout = "channels-last" if row["channels_last"] else "contiguous"
         lines.append(f"| {row['precision']}, {layout}, batch {row['batch']} | "
                      f"{row['images_iterations_per_s']} | {row['peak_gpu_memory_gib'] or '–'} |")
     lines += ["", "| training | images/s | peak GPU memory (GiB) |", "|---|---|---|"]
     for row in report["training"]:
-        lines.append(f"| {row['model']} at {row['input_size']} px, {row['precision']}"
-                     f"{', channels-last' if row['channels_last'] else ''}, batch {row['batch']} | "
-                     f"{row['images_per_s']} | {row['peak_gpu_memory_gib'] or '–'} |")
+        layout = ", channels-last" if row["channels_last"] else ""
+        lines.append(f"| {row['model']} at {row['input_size']} px, {row['precision']}{layout}, "
+                     f"batch {row['batch']} | {row['images_per_s']} | "
+                     f"{row['peak_gpu_memory_gib'] or '–'} |")
     estimate = report["estimate"]
     stages = list(next(iter(estimate["gpu_hours"].values())))
-    lines += ["", f"Estimated GPU hours of the DAG ({', '.join(f'{v} {k}' for k, v in estimate['jobs'].items())}):", "",
+    jobs = ", ".join(f"{count} {kind}" for kind, count in estimate["jobs"].items())
+    lines += ["", f"Estimated GPU hours of the DAG ({jobs}):", "",
               "| numerics | " + " | ".join(stages) + " |", "|---" * (len(stages) + 1) + "|"]
     for numerics, hours in estimate["gpu_hours"].items():
         lines.append(f"| {numerics} | " + " | ".join(str(hours[s]) for s in stages) + " |")
