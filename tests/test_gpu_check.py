@@ -33,8 +33,8 @@ def test_refuses_in_one_line_without_a_gpu(tmp_path):
 @pytest.mark.slow
 def test_tiny_run_on_cpu_writes_json_and_markdown(tmp_path):
     checkout = stylegan2_checkout()
-    run = run_gpu_check("--allow-cpu", "--tiny", "--out", str(tmp_path), "--checkout", str(checkout),
-                        env={"CUDA_VISIBLE_DEVICES": ""})
+    run = run_gpu_check("--allow-cpu", "--tiny", "--out", str(tmp_path),
+                        "--checkout", str(checkout), env={"CUDA_VISIBLE_DEVICES": ""})
     assert run.returncode == 0, run.stderr[-3000:]
     report = json.loads((tmp_path / "gpu.json").read_text())
     assert report["device"] == "cpu" and report["custom_ops"]["compiled"] is None
@@ -45,7 +45,8 @@ def test_tiny_run_on_cpu_writes_json_and_markdown(tmp_path):
                if "images_iterations_per_s" in r)
     assert {r["model"] for r in report["training"]} == {"tv:resnet18", "tv:inception_v3"}
     hours = report["estimate"]["gpu_hours"]["fp32"]
-    assert hours["total"] == pytest.approx(sum(v for k, v in hours.items() if k != "total"), abs=0.5)
+    stages = sum(value for key, value in hours.items() if key != "total")
+    assert hours["total"] == pytest.approx(stages, abs=0.5)
     block = (tmp_path / "gpu.md").read_text()
     assert "| fp32, contiguous, batch 2 |" in block and "Estimated GPU hours" in block
 
@@ -64,7 +65,8 @@ def test_job_counts_are_those_the_paper_dry_run_plans(tmp_path, monkeypatch):
     make_fake_celeba(tmp_path / "celeba")
     for name in ("facescrub", "celeba"):
         config["datasets"][name]["raw_dir"] = str(tmp_path / name)
-    run = snakemake(tmp_path, write_config(config, tmp_path / "paper.yaml"), "-n", "--cores", "4", "all")
+    configfile = write_config(config, tmp_path / "paper.yaml")
+    run = snakemake(tmp_path, configfile, "-n", "--cores", "4", "all")
     assert run.returncode == 0, run.stderr[-3000:]
     planned = job_counts(run.stdout + run.stderr)
     jobs = paper_jobs(load_config(REPO / "config" / "config.yaml"))

@@ -1,4 +1,4 @@
-"""The authors' released checkpoints: imported exactly, and attacked without training (published.yaml).
+"""The authors' released checkpoints: imported exactly, and attacked untrained (published.yaml).
 
 The checkpoints are written here as the authors' PPA code writes them: its ``Classifier`` keeps the
 torchvision network as ``self.model`` (keys ``model.…``); ``train_model.py`` saves
@@ -79,7 +79,8 @@ def test_authors_inception_with_aux_head_imports_with_identical_logits(tmp_path)
     from lsmia.models import create_model
 
     # Whatever input transform lsmia's Inception-v3 applies, the authors' model must match it.
-    transform_input = bool(getattr(create_model("tv:inception_v3", CLASSES), "transform_input", False))
+    lsmia_inception = create_model("tv:inception_v3", CLASSES)
+    transform_input = bool(getattr(lsmia_inception, "transform_input", False))
     wrapper = authors_inception(transform_input)
     path = write_training_checkpoint(tmp_path / "inception_v3_facescrub.pt", wrapper)
     assert any(key.startswith("model.AuxLogits.") for key in

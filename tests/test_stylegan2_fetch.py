@@ -55,7 +55,8 @@ def test_unknown_commit_names_it_and_where_it_looked(tmp_path, upstream):
 def test_paper_config_pins_the_head_of_nvlabs_main(repo):
     config = yaml.safe_load((repo / "config" / "config.yaml").read_text())
     assert config["stylegan2"]["commit"] == NVLABS_MAIN
-    assert config["stylegan2"]["repository"] == "https://github.com/NVlabs/stylegan2-ada-pytorch.git"
+    nvlabs = "https://github.com/NVlabs/stylegan2-ada-pytorch.git"
+    assert config["stylegan2"]["repository"] == nvlabs
     vendored = repo.parent / "shared" / "vendor" / "stylegan2-ada-pytorch" / "VENDORED.md"
     if vendored.is_file():  # the code the tests run is the code the config pins
         assert NVLABS_MAIN in vendored.read_text()

@@ -27,12 +27,15 @@ TARGET = f"{ATTACK}/hard/hard/metrics.json"
 def nvlabs_config(checkout, pickle_path) -> dict:
     """The mini demo cut to one target, two classes, three candidates, two iterations."""
     config = mini_demo_config("nvlabs")
-    config["training"].update(epochs=2, lr_schedule={"name": "multistep", "milestones": [1], "gamma": 0.1})
+    config["training"].update(
+        epochs=2, lr_schedule={"name": "multistep", "milestones": [1], "gamma": 0.1})
     config["recipes"]["public"] = {"epochs": 1}
-    config["metrics"].update(face={"kind": "public_model", "architecture": "tiny_inception"}, prdc_k=1)
+    config["metrics"].update(
+        face={"kind": "public_model", "architecture": "tiny_inception"}, prdc_k=1)
     attack = config["attack"]
-    attack.update(generator={"kind": "stylegan2", "checkout": str(checkout), "pickle": str(pickle_path)},
-                  classes=CLASSES)
+    attack["generator"] = {"kind": "stylegan2", "checkout": str(checkout),
+                           "pickle": str(pickle_path)}
+    attack["classes"] = CLASSES
     attack["sample"].update(search_space_size=8, candidates_per_class=CANDIDATES,
                             crop_fraction=PAPER_CROP_FRACTION, batch_size=4)
     # The paper's Adam settings; no random crop, so the loss trace compares like with like.

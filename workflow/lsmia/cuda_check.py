@@ -37,7 +37,8 @@ def require_cuda_if_asked(device: str | None, gpu_rule: bool) -> None:
         return
     problem = cuda_problem()
     if problem:
-        why = f"device: {device}" + (" in a GPU rule, on a node with a GPU" if device == "auto" else "")
+        where = " in a GPU rule, on a node with a GPU" if device == "auto" else ""
+        why = f"device: {device}{where}"
         raise CudaUnusableError(f"this job asked for a GPU ({why}) but cannot use CUDA: {problem}\n"
                                 f"{diagnosis()}")
 
@@ -94,8 +95,8 @@ def nvidia_smi_gpus() -> list[dict[str, str]]:
     if shutil.which("nvidia-smi") is None:
         return []
     fields = ("name", "compute_cap", "driver_version")
-    result = subprocess.run(["nvidia-smi", f"--query-gpu={','.join(fields)}", "--format=csv,noheader"],
-                            capture_output=True, text=True, check=False, timeout=20)
+    command = ["nvidia-smi", f"--query-gpu={','.join(fields)}", "--format=csv,noheader"]
+    result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=20)
     if result.returncode != 0:
         return []
     return [dict(zip(fields, (part.strip() for part in line.split(","))))

@@ -33,8 +33,8 @@ def clone_at_commit(repository: str, commit: str, checkout) -> None:
     if not _has_commit(partial, commit):
         shutil.rmtree(partial, ignore_errors=True)
         raise RuntimeError(
-            f"stylegan2.commit {commit} is not a commit of {repository}: looked on every branch and "
-            f"tag of a fresh clone, then asked the server for it by hash (git fetch origin "
+            f"stylegan2.commit {commit} is not a commit of {repository}: looked on every branch "
+            f"and tag of a fresh clone, then asked the server for it by hash (git fetch origin "
             f"{commit}). Set stylegan2.commit to a commit of that repository (the head of NVlabs' "
             "main is d72cc7d041b42ec8e806021a205ed9349f87c6a4), or stylegan2.repository to the one "
             "that has it."
