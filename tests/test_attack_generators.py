@@ -175,3 +175,17 @@ def test_load_generator_bad_specs():
     with pytest.raises(ValueError, match="missing.*pickle"):
         load_generator({"kind": "stylegan2", "checkout": "x"}, CPU)
     assert load_generator({"kind": "procedural", "image_size": 12}, CPU).image_size == 12
+
+
+def test_ninja_of_the_environment_goes_on_path(tmp_path, monkeypatch):
+    """The custom ops build with the pinned ninja even when the venv was not activated."""
+    from lsmia.attacks import stylegan2
+
+    scripts = tmp_path / "venv" / "bin"
+    scripts.mkdir(parents=True)
+    (scripts / "ninja").write_text("")
+    monkeypatch.setattr(stylegan2.sys, "executable", str(scripts / "python"))
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    stylegan2.put_ninja_on_path()
+    stylegan2.put_ninja_on_path()  # idempotent
+    assert stylegan2.os.environ["PATH"] == f"{scripts}:/usr/bin:/bin"
