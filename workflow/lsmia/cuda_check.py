@@ -32,11 +32,10 @@ def require_cuda_if_asked(device: str | None, gpu_rule: bool) -> None:
     """Raise :class:`CudaUnusableError` (with :func:`diagnosis`) when the job asked for a GPU and
     CUDA is unusable; otherwise return at once."""
     device = device or "auto"
-    asked = device.startswith("cuda") or (device == "auto" and gpu_rule and gpu_expected())
-    if not asked:
+    if not (device.startswith("cuda") or (device == "auto" and gpu_rule)):
         return
     problem = cuda_problem()
-    if problem:
+    if problem and (device != "auto" or gpu_expected()):  # nvidia-smi only when CUDA fails
         where = " in a GPU rule, on a node with a GPU" if device == "auto" else ""
         why = f"device: {device}{where}"
         raise CudaUnusableError(f"this job asked for a GPU ({why}) but cannot use CUDA: {problem}\n"
