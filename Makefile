@@ -7,7 +7,7 @@ CORES   ?= 2
 TEST_WORKERS ?= 2
 SNAKE   := $(BIN)/snakemake --configfile config/demo.yaml --cores $(CORES)
 
-.PHONY: venv demo test report clean-demo lint
+.PHONY: venv demo test report clean-demo lint gpu-check
 
 venv: $(STAMP)
 
@@ -28,6 +28,10 @@ demo: $(STAMP)
 # Two workers, one test file each at a time (module fixtures such as the mini demo run once).
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+
+# On a GPU node: the paper's networks at full size, random weights, no downloads (benchmarks/gpu.py).
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu.py
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint --configfile config/demo.yaml

@@ -1,13 +1,12 @@
-"""Generator priors: the procedural prior, and StyleGAN2Prior against a stand-in NVlabs checkout."""
+"""Generator priors: the procedural prior, and StyleGAN2Prior on the real NVlabs code."""
 
 import logging
 import pickle
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from nvlabs import SMALL_GENERATOR, stylegan2_checkout, write_network_pickle
 
 from lsmia.attacks.generators import (
     Generator,
@@ -18,41 +17,33 @@ from lsmia.attacks.generators import (
 )
 from lsmia.attacks.stylegan2 import StyleGAN2Prior
 
-STANDIN = Path(__file__).parent / "stylegan_standin"
 CPU = torch.device("cpu")
+SIZE = SMALL_GENERATOR["img_resolution"]
+W_DIM = SMALL_GENERATOR["w_dim"]
+NUM_WS = 10  # 64 px: two style layers per resolution 4..64, minus one
 
 
 @pytest.fixture(scope="module")
-def standin_generator_class():
-    """``training.networks.Generator`` of the stand-in checkout (importable so pickles resolve)."""
-    sys.path.insert(0, str(STANDIN))
-    from training.networks import Generator as StandinGenerator
-
-    return StandinGenerator
+def checkout():
+    return stylegan2_checkout()
 
 
-@pytest.fixture
-def network_pickle(tmp_path, standin_generator_class):
-    torch.manual_seed(0)
-    path = tmp_path / "network.pkl"
-    generator = standin_generator_class(z_dim=8, w_dim=16, img_resolution=16)
-    with open(path, "wb") as handle:
-        pickle.dump({"G": generator, "D": torch.nn.Linear(1, 1), "G_ema": generator}, handle)
-    return path
+@pytest.fixture(scope="module")
+def network_pickle(tmp_path_factory, checkout):
+    return write_network_pickle(tmp_path_factory.mktemp("nvlabs") / "network.pkl", checkout)
 
 
 @pytest.fixture
-def fresh_custom_ops():
-    """Reset the stand-in ops' one-time build state before and after a test."""
+def custom_ops(checkout, monkeypatch):
+    """The real ``bias_act`` and ``upfirdn2d`` modules; a test sets their one-time build state
+    (``_inited``, ``_plugin``), which the real ops only touch on CUDA, and it is restored after."""
     from torch_utils.ops import bias_act, upfirdn2d
 
-    def reset():
-        for module in (bias_act, upfirdn2d):
-            module._inited, module._plugin = False, None
-
-    reset()
-    yield
-    reset()
+    modules = (bias_act, upfirdn2d)
+    for module in modules:
+        monkeypatch.setattr(module, "_inited", False)
+        monkeypatch.setattr(module, "_plugin", None)
+    return modules
 
 
 def test_procedural_prior_truncation_and_shapes():
@@ -89,27 +80,27 @@ def test_broadcast_w_shapes():
         broadcast_w(torch.randn(4, 2, 7), 3)
 
 
-def test_stylegan2_prior_loads_standin_pickle(network_pickle, fresh_custom_ops, monkeypatch):
-    monkeypatch.setenv("STANDIN_CUSTOM_OPS", "built")
-    spec = {"kind": "stylegan2", "checkout": STANDIN, "pickle": network_pickle}
+def test_stylegan2_prior_on_the_nvlabs_generator(checkout, network_pickle, custom_ops):
+    spec = {"kind": "stylegan2", "checkout": checkout, "pickle": network_pickle}
     prior = load_generator(spec, CPU)
     assert isinstance(prior, StyleGAN2Prior) and isinstance(prior, Generator)
-    assert (prior.w_dim, prior.num_ws, prior.image_size) == (16, 6, 16)
+    assert (prior.w_dim, prior.num_ws, prior.image_size) == (W_DIM, NUM_WS, SIZE)
+    assert type(prior.G).__name__ == "Generator" and prior.G.init_kwargs["img_resolution"] == SIZE
 
     w_avg = prior.G.mapping.w_avg
     raw = prior.sample_w(4, seed=1, psi=1.0, cutoff=3)
-    assert raw.shape == (4, 6, 16)
+    assert raw.shape == (4, NUM_WS, W_DIM)
     # The mapping broadcasts one w to all layers; truncation moves layers < cutoff towards w_avg.
-    torch.testing.assert_close(raw[:, 0], raw[:, 5])
+    torch.testing.assert_close(raw[:, 0], raw[:, -1])
     truncated = prior.sample_w(4, seed=1, psi=0.5, cutoff=3)
     torch.testing.assert_close(truncated[:, :3], w_avg + 0.5 * (raw[:, :3] - w_avg))
     torch.testing.assert_close(truncated[:, 3:], raw[:, 3:])
     fully_truncated = prior.sample_w(2, seed=1, psi=0.0, cutoff=None)
-    torch.testing.assert_close(fully_truncated, w_avg.expand(2, 6, 16))
+    torch.testing.assert_close(fully_truncated, w_avg.expand(2, NUM_WS, W_DIM))
 
     single = raw[:, 0].clone().requires_grad_(True)
     images = prior.synthesise(single)
-    assert images.shape == (4, 3, 16, 16)
+    assert images.shape == (4, 3, SIZE, SIZE)
     torch.testing.assert_close(images, prior.synthesise(raw))  # const noise: deterministic
     images.square().mean().backward()
     assert single.grad.abs().sum() > 0
@@ -117,10 +108,11 @@ def test_stylegan2_prior_loads_standin_pickle(network_pickle, fresh_custom_ops, 
 
 @pytest.mark.filterwarnings("ignore:Failed to build CUDA kernels")
 def test_stylegan2_prior_warns_when_custom_ops_fell_back(
-    network_pickle, fresh_custom_ops, monkeypatch, caplog
+    checkout, network_pickle, custom_ops, caplog
 ):
-    monkeypatch.delenv("STANDIN_CUSTOM_OPS", raising=False)
-    prior = StyleGAN2Prior(STANDIN, network_pickle, CPU)
+    prior = StyleGAN2Prior(checkout, network_pickle, CPU)
+    for module in custom_ops:  # as after a failed build on CUDA
+        module._inited, module._plugin = True, None
     w = prior.sample_w(2, seed=0)
     with caplog.at_level(logging.WARNING, logger="lsmia.attacks.stylegan2"):
         with pytest.warns(RuntimeWarning, match="fell back.*bias_act.*upfirdn2d"):
@@ -128,42 +120,53 @@ def test_stylegan2_prior_warns_when_custom_ops_fell_back(
     assert "slow reference implementation" in caplog.text
 
 
-def test_stylegan2_prior_silent_when_custom_ops_built(
-    network_pickle, fresh_custom_ops, monkeypatch, recwarn
+def test_stylegan2_prior_silent_when_custom_ops_built_or_unused(
+    checkout, network_pickle, custom_ops, recwarn
 ):
-    monkeypatch.setenv("STANDIN_CUSTOM_OPS", "built")
-    prior = StyleGAN2Prior(STANDIN, network_pickle, CPU)
+    prior = StyleGAN2Prior(checkout, network_pickle, CPU)
+    prior.synthesise(prior.sample_w(2, seed=0))  # CPU: the ops never try to build
+    for module in custom_ops:  # as after a successful build on CUDA
+        module._inited, module._plugin = True, object()
+    prior._ops_checked = False
     prior.synthesise(prior.sample_w(2, seed=0))
     assert not [w for w in recwarn if "fell back" in str(w.message)]
 
 
-def test_stylegan2_prior_without_legacy_module(tmp_path, network_pickle, fresh_custom_ops):
-    checkout = tmp_path / "checkout"
-    shutil.copytree(STANDIN, checkout, ignore=shutil.ignore_patterns("legacy.py", "__pycache__"))
-    prior = StyleGAN2Prior(checkout, network_pickle, CPU)
-    assert prior.num_ws == 6
+def test_stylegan2_prior_without_legacy_module(tmp_path, checkout, network_pickle):
+    """A checkout without legacy.py: the pickle is read with plain ``pickle.load``."""
+    bare = tmp_path / "checkout"
+    shutil.copytree(checkout, bare, ignore=shutil.ignore_patterns("legacy.py", "__pycache__"))
+    prior = StyleGAN2Prior(bare, network_pickle, CPU)
+    assert prior.num_ws == NUM_WS
 
 
-def test_stylegan2_prior_errors(tmp_path, network_pickle):
+def test_stylegan2_prior_errors(tmp_path, checkout, network_pickle):
     with pytest.raises(FileNotFoundError, match="snakemake fetch_stylegan2"):
         StyleGAN2Prior(tmp_path / "no_checkout", network_pickle, CPU)
     with pytest.raises(FileNotFoundError, match="missing.pkl"):
-        StyleGAN2Prior(STANDIN, tmp_path / "missing.pkl", CPU)
+        StyleGAN2Prior(checkout, tmp_path / "missing.pkl", CPU)
 
-    no_g_ema = tmp_path / "no_g_ema.pkl"
-    no_g_ema.write_bytes(pickle.dumps({"G": torch.nn.Linear(1, 1)}))
-    with pytest.raises(ValueError, match="no_g_ema.pkl.*G_ema"):
-        StyleGAN2Prior(STANDIN, no_g_ema, CPU)
+    only_g = tmp_path / "only_g.pkl"  # legacy.py insists on G, D and G_ema
+    only_g.write_bytes(pickle.dumps({"G": torch.nn.Linear(1, 1)}))
+    with pytest.raises(ValueError, match="only_g.pkl.*G_ema"):
+        StyleGAN2Prior(checkout, only_g, CPU)
 
+    linears = {name: torch.nn.Linear(1, 1) for name in ("G", "D", "G_ema")}
     not_a_generator = tmp_path / "linear.pkl"
-    not_a_generator.write_bytes(pickle.dumps({"G_ema": torch.nn.Linear(1, 1)}))
+    not_a_generator.write_bytes(pickle.dumps(linears))
     with pytest.raises(ValueError, match="not a StyleGAN2 generator.*mapping"):
-        StyleGAN2Prior(STANDIN, not_a_generator, CPU)
+        StyleGAN2Prior(checkout, not_a_generator, CPU)
 
     garbage = tmp_path / "garbage.pkl"
     garbage.write_bytes(b"not a pickle")
     with pytest.raises(ValueError, match="garbage.pkl"):
-        StyleGAN2Prior(STANDIN, garbage, CPU)
+        StyleGAN2Prior(checkout, garbage, CPU)
+
+    # A pickle of another StyleGAN generation names a module this checkout lacks.
+    stylegan3 = tmp_path / "stylegan3.pkl"
+    stylegan3.write_bytes(b"ctraining.networks_stylegan3\nGenerator\n.")
+    with pytest.raises(ValueError, match="networks_stylegan3.*another StyleGAN version"):
+        StyleGAN2Prior(checkout, stylegan3, CPU)
 
 
 def test_load_generator_bad_specs():
@@ -172,3 +175,17 @@ def test_load_generator_bad_specs():
     with pytest.raises(ValueError, match="missing.*pickle"):
         load_generator({"kind": "stylegan2", "checkout": "x"}, CPU)
     assert load_generator({"kind": "procedural", "image_size": 12}, CPU).image_size == 12
+
+
+def test_ninja_of_the_environment_goes_on_path(tmp_path, monkeypatch):
+    """The custom ops build with the pinned ninja even when the venv was not activated."""
+    from lsmia.attacks import stylegan2
+
+    scripts = tmp_path / "venv" / "bin"
+    scripts.mkdir(parents=True)
+    (scripts / "ninja").write_text("")
+    monkeypatch.setattr(stylegan2.sys, "executable", str(scripts / "python"))
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    stylegan2.put_ninja_on_path()
+    stylegan2.put_ninja_on_path()  # idempotent
+    assert stylegan2.os.environ["PATH"] == f"{scripts}:/usr/bin:/bin"

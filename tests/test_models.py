@@ -182,12 +182,14 @@ def test_import_checkpoint_with_a_nesting_prefix_and_mismatches(tmp_path):
     source = torchvision.models.resnet18(num_classes=5).eval()
     torch.save({"model_state_dict": {f"model.{k}": v for k, v in source.state_dict().items()}},
                tmp_path / "ppa.pth")
-    with pytest.raises(ValueError, match="missing keys"):
-        import_checkpoint(tmp_path / "ppa.pth", "tv:resnet18", 5, input_size=32)
-    model = import_checkpoint(tmp_path / "ppa.pth", "tv:resnet18", 5, input_size=32,
-                              strip_prefixes=("model.",))
     x = _images()
-    assert torch.allclose(model(x), source(x), atol=1e-5)
+    for prefixes in ({}, {"strip_prefixes": ("model.",)}):  # the PPA wrapper's prefix is found alone
+        model = import_checkpoint(tmp_path / "ppa.pth", "tv:resnet18", 5, input_size=32, **prefixes)
+        assert torch.allclose(model(x), source(x), atol=1e-5)
+    incomplete = {f"model.{k}": v for k, v in source.state_dict().items() if k != "fc.bias"}
+    torch.save(incomplete, tmp_path / "incomplete.pth")
+    with pytest.raises(ValueError, match=r"missing keys \['fc.bias'\]"):
+        import_checkpoint(tmp_path / "incomplete.pth", "tv:resnet18", 5, input_size=32)
     with pytest.raises(ValueError, match=r"wrong shape.*fc.weight"):
         import_checkpoint(tmp_path / "ppa.pth", "tv:resnet18", 9, input_size=32,
                           strip_prefixes=("model.",))

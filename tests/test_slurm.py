@@ -286,6 +286,7 @@ def test_demo_attack_through_slurm_survives_preemption_and_equals_a_local_run(sl
     preempted after its first epoch and resumed. Every output equals that of an undisturbed local
     run with the same threads per rule."""
     config = mini_demo_config("slurm")
+    config["device"] = "cpu"  # the test cluster's GPU is a fake device: `auto` would refuse it
     config["recipes"]["hard"]["epochs"] = DEMO_EPOCHS
     cluster_dir, local_dir = tmp_path / "cluster", tmp_path / "local"
     for directory in (cluster_dir, local_dir):

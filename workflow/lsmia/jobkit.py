@@ -8,6 +8,7 @@ import sys
 import traceback
 from typing import Iterator
 
+from lsmia.cuda_check import require_cuda_if_asked
 from lsmia.gpu_lock import acquire_gpu
 from lsmia.runtime import set_threads
 
@@ -19,7 +20,8 @@ PREEMPTED_EXIT = 75
 @contextlib.contextmanager
 def logged(snakemake) -> Iterator[logging.Logger]:
     """Send stdout, stderr and logging to the rule's log; use the rule's threads; a GPU rule
-    (``resources: gpu``) takes a free GPU of its own on a multi-GPU workstation.
+    (``resources: gpu``) takes a free GPU of its own on a multi-GPU workstation, and a job that
+    asked for a GPU it cannot use stops before any work (``lsmia.cuda_check``).
 
     A ``Preempted`` exception (SIGTERM after a checkpoint) ends the job with ``PREEMPTED_EXIT``.
     """
@@ -31,10 +33,12 @@ def logged(snakemake) -> Iterator[logging.Logger]:
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     set_threads(snakemake.threads)
-    gpu = acquire_gpu() if getattr(snakemake.resources, "gpu", 0) else contextlib.nullcontext()
+    gpu_rule = bool(getattr(snakemake.resources, "gpu", 0))
+    gpu = acquire_gpu() if gpu_rule else contextlib.nullcontext()
     try:
         with gpu, contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
             try:
+                require_cuda_if_asked(getattr(snakemake.params, "device", None), gpu_rule)
                 yield logger
             except BaseException as err:  # noqa: BLE001 - logged, then re-raised or mapped
                 if type(err).__name__ == "Preempted":

@@ -15,8 +15,10 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} was asked for, but CUDA is not available here")
+    if device.type == "cuda":
+        from lsmia.cuda_check import require_cuda_if_asked
+
+        require_cuda_if_asked(name, gpu_rule=False)  # raises, naming the cause, if CUDA is unusable
     return device
 
 

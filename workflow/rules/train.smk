@@ -56,6 +56,7 @@ rule train_target:
     input:
         data=lambda wc: packed(wc.dataset),
         pretrained=lambda wc: pretrained_input(wc.arch),
+        imported=lambda wc: recipe_params(wc.recipe).get("init") or [],
     output:
         model=f"{RES}/models/{{dataset}}/{{arch}}/{{recipe}}/model.pt",
         metrics=f"{RES}/models/{{dataset}}/{{arch}}/{{recipe}}/metrics.json",
@@ -84,6 +85,8 @@ def _evaluation_inputs(wildcards):
     inputs = {"data": packed(wildcards.dataset), "pretrained": pretrained_input(spec["architecture"])}
     if spec.get("init_from"):
         inputs["init"] = evaluation_model(spec["init_from"])
+    if recipe_params(spec["recipe"]).get("init"):
+        inputs["imported"] = recipe_params(spec["recipe"])["init"]
     return inputs
 
 

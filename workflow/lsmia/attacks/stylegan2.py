@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import pickle
 import sys
 import warnings
@@ -38,6 +39,7 @@ class StyleGAN2Prior:
         self.device = torch.device(device)
         self.checkout_dir = Path(checkout_dir)
         self.pickle_path = Path(pickle_path)
+        put_ninja_on_path()
         self.G = _load_g_ema(self.checkout_dir, self.pickle_path).to(self.device)
         self.G.eval().requires_grad_(False)
         self.w_dim = int(self.G.w_dim)
@@ -71,6 +73,15 @@ class StyleGAN2Prior:
             self._ops_checked = True
             warn_if_custom_ops_fell_back()
         return images
+
+
+def put_ninja_on_path() -> None:
+    """The custom ops build with ``ninja`` (a pinned requirement, installed into the environment's
+    ``bin/``); put that folder on ``PATH`` when the environment was not activated."""
+    scripts = Path(sys.executable).parent
+    path = os.environ.get("PATH", "")
+    if (scripts / "ninja").is_file() and str(scripts) not in path.split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join([str(scripts), path]) if path else str(scripts)
 
 
 def warn_if_custom_ops_fell_back() -> list[str]:

@@ -49,8 +49,13 @@ def train_job(
     else:
         model = build_model(arch_spec["model"], train_set.num_classes, recipe,
                             pretrained=pretrained or None, arch_kwargs=arch_kwargs)
-    log.info("training %s/%s/%s on %s (%d train, %d test images, %d classes)", dataset,
-             architecture, recipe_name, device, len(train_set), len(test_set), train_set.num_classes)
+    if recipe.get("init") and recipe["epochs"] == 0:
+        log.info("imported %s as %s/%s/%s: 0 epochs, no training; measuring test accuracy",
+                 recipe["init"], dataset, architecture, recipe_name)
+    else:
+        log.info("training %s/%s/%s on %s (%d train, %d test images, %d classes)", dataset,
+                 architecture, recipe_name, device, len(train_set), len(test_set),
+                 train_set.num_classes)
     metrics = train(model, recipe, train_set, test_set, device=device, workdir=workdir,
                     log_csv=log_csv, input_size=input_size)
     record = {

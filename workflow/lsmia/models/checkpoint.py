@@ -22,7 +22,8 @@ from lsmia.provenance import provenance
 
 from .factory import create_model
 from .state_dicts import (DEFAULT_PREFIXES, MODEL_FORMAT, MODEL_FORMAT_VERSION, adapt_state_dict,
-                          extract_state_dict, is_model_file, read_weights_file)
+                          extract_state_dict, is_model_file, read_weights_file,
+                          strip_wrapper_prefix)
 
 log = logging.getLogger("lsmia.models")
 
@@ -97,8 +98,8 @@ def import_checkpoint(path: str | os.PathLike, arch: str, num_classes: int, inpu
     """A model of ``arch`` with the weights of an external checkpoint (e.g. published targets).
 
     The file may hold a state dict or wrap one under ``state_dict``, ``model_state_dict`` or
-    ``model``; ``strip_prefixes`` (default ``_orig_mod.`` and ``module.``; add e.g. ``model.`` for
-    code that nested the network) are removed from keys. Every tensor must fit, classifier included;
+    ``model``; ``strip_prefixes`` (default ``_orig_mod.`` and ``module.``) are removed from keys,
+    then a classifier wrapper's ``model.`` (the authors' PPA ``Classifier``) when every key has it. Every tensor must fit, classifier included;
     a forward pass at ``input_size`` must give ``num_classes`` logits. Returned in eval mode on CPU.
     """
     path = Path(path)
@@ -106,7 +107,7 @@ def import_checkpoint(path: str | os.PathLike, arch: str, num_classes: int, inpu
         raise FileNotFoundError(f"{path}: checkpoint to import not found")
     state = extract_state_dict(read_weights_file(path), path, strip_prefixes)
     model = create_model(arch, num_classes, **dict(arch_kwargs or {}))
-    state = adapt_state_dict(model, state)
+    state = adapt_state_dict(model, strip_wrapper_prefix(state, model.state_dict()))
     own = model.state_dict()
     mis_shaped = [f"{key} {tuple(value.shape)} vs model {tuple(own[key].shape)}"
                   for key, value in state.items() if key in own and value.shape != own[key].shape]

@@ -17,6 +17,9 @@ MODEL_FORMAT = "lsmia-model"
 MODEL_FORMAT_VERSION = 1
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
 DEFAULT_PREFIXES = ("_orig_mod.", "module.")
+#: Attribute names under which classifier wrappers keep the network (the PPA code's
+#: ``Classifier.model``); removed only when every key has one and the model's keys do not.
+WRAPPER_PREFIXES = ("model.",)
 
 
 def read_weights_file(path: str | os.PathLike) -> object:
@@ -53,6 +56,17 @@ def extract_state_dict(obj: object, path: str | os.PathLike,
             raise ValueError(f"{path}: keys collide after removing prefixes "
                              f"{list(strip_prefixes)}: {stripped!r}")
         state[stripped] = tensor
+    return state
+
+
+def strip_wrapper_prefix(state: dict[str, torch.Tensor], own_keys) -> dict[str, torch.Tensor]:
+    """``state`` without a wrapper's attribute prefix (:data:`WRAPPER_PREFIXES`), when every key
+    carries it and none of ``own_keys`` (the receiving model's) does; else ``state`` unchanged."""
+    own_keys = list(own_keys)
+    for prefix in WRAPPER_PREFIXES:
+        if all(key.startswith(prefix) for key in state) and not any(
+                key.startswith(prefix) for key in own_keys):
+            return {key[len(prefix):]: value for key, value in state.items()}
     return state
 
 
