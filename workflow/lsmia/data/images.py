@@ -8,11 +8,10 @@ same images as the reference's ``training_set_size``.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sys
 import tempfile
-from functools import partial
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -69,43 +68,35 @@ def resize_center_crop(image: Image.Image, size: int,
     return np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.uint8)
 
 
-def _load_or_none(load: Callable[[Any], np.ndarray], skip: bool, item: Any):
-    try:
-        return load(item)
-    except ValueError:
-        if skip:
-            return None
-        raise
-
-
 def decode_all(items: Sequence[Any], load: Callable[[Any], np.ndarray], image_size: int,
                staging: Path, on_corrupt: str, workers: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """``load(item)`` for every item (in order, ``workers`` processes) into a staging memmap.
+    """``load(item)`` for every item (``workers`` threads) into a staging memmap.
 
     Returns ``(images, readable)``: ``readable[i]`` is False for an item skipped as unreadable
-    (``load`` raised ValueError); with ``on_corrupt="fail"`` that error propagates."""
+    (``load`` raised ValueError); with ``on_corrupt="fail"`` the first such error (in item order)
+    propagates. Threads, not processes: Pillow releases the GIL while it decodes, converts,
+    resizes and warps, and a thread pool neither re-imports the caller's ``__main__`` (a Snakemake
+    script cannot be re-imported) nor copies images between processes."""
     if on_corrupt not in ON_CORRUPT:
         raise ValueError(f"on_corrupt: expected one of {ON_CORRUPT}, got {on_corrupt!r}")
     images = np.lib.format.open_memmap(staging, mode="w+", dtype=np.uint8,
                                        shape=(len(items), image_size, image_size, 3))
     readable = np.ones(len(items), dtype=bool)
-    job = partial(_load_or_none, load, on_corrupt == "skip")
+
+    def store(position: int) -> None:
+        try:
+            images[position] = load(items[position])
+        except ValueError:
+            if on_corrupt == "fail":
+                raise
+            readable[position] = False
+
     workers = workers or len(os.sched_getaffinity(0))
     progress = dict(total=len(items), desc="decode", file=sys.stderr, mininterval=10)
-    if workers == 1:
-        _store(map(job, items), images, readable, progress)
-    else:
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            _store(pool.imap(job, items, chunksize=32), images, readable, progress)
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        for _ in tqdm(pool.map(store, range(len(items))), **progress):
+            pass
     return images, readable
-
-
-def _store(results, images, readable, progress):
-    for position, image in enumerate(tqdm(results, **progress)):
-        if image is None:
-            readable[position] = False
-        else:
-            images[position] = image
 
 
 def pack_split(out_dir: str | os.PathLike, items: Sequence[Any], sources: Sequence[str],
