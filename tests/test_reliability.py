@@ -3,6 +3,8 @@ meets (changed files, killed jobs, shared folders). docs/reliability.md lists wh
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -45,3 +47,26 @@ def test_raw_preparation_through_the_rule_with_two_cores_finishes(tmp_path):
     assert not list((tmp_path / "results/raw/data/fs").glob(".private.staging.*"))
 
 
+
+def _flip_byte_keeping_mtime(file: Path, offset: int = -1) -> None:
+    info = file.stat()
+    data = bytearray(file.read_bytes())
+    data[offset] ^= 0xFF
+    file.write_bytes(bytes(data))
+    os.utime(file, ns=(info.st_atime_ns, info.st_mtime_ns))
+
+
+def test_changed_byte_in_a_packed_file_stops_the_next_job_naming_it(tmp_path):
+    """Snakemake sees no change (mtime put back); the job that reads the file must."""
+    config = write_config(mini_demo_config("sums"), tmp_path / "config.yaml")
+    public = tmp_path / "results/sums/data/synth/public"
+    result = snakemake(tmp_path, config, "--cores", "1", "results/sums/data/synth/public/images.npy")
+    assert result.returncode == 0, result.stderr[-3000:]
+    time.sleep(0.05)  # past the file system's timestamp tick
+    _flip_byte_keeping_mtime(public / "images.npy")
+    model = "results/sums/models/synth/public/tiny_resnet/model.pt"
+    result = snakemake(tmp_path, config, "--cores", "1", model)
+    assert result.returncode != 0
+    log = (tmp_path / "logs/sums/pretrain_public/synth/tiny_resnet.log").read_text()
+    assert "results/sums/data/synth/public/images.npy: SHA-256" in log
+    assert not (tmp_path / model).exists()
