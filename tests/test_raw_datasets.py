@@ -1,5 +1,6 @@
 """FaceScrub and CelebA preparation on tiny fake raw layouts (tests/fake_raw.py)."""
 
+import logging
 import os
 from collections import Counter
 
@@ -171,3 +172,23 @@ def test_celeba_corrupt_and_checks(tmp_path):
     assert "crop: expected" in check_raw_celeba(raw, "tight")[0]
     with pytest.raises(FileNotFoundError, match="list_landmarks_celeba.txt"):
         prepare_celeba(raw, tmp_path / "x", identities=3, workers=1)
+
+
+def test_symlinked_folders_are_read_once_with_a_warning(tmp_path, caplog):
+    raw = make_fake_facescrub(tmp_path / "raw", actors=2, actresses=1, images=4)
+    faces = raw / "actors" / "faces"
+    (faces / "Actor_A0" / "loop").symlink_to("..")  # a loop back to the class folder's parent
+    (faces / "Actor_B1" / "again").symlink_to(faces / "Actor_B1")  # a loop onto itself
+    (faces / "Actor_A0" / "other").symlink_to(faces / "Actor_B1")  # a second way into a class
+    outside = tmp_path / "elsewhere"  # a link out of the tree is followed (once)
+    (outside / "more").mkdir(parents=True)
+    Image.new("RGB", (20, 20)).save(outside / "more" / "extra.jpeg")
+    (faces / "Actor_B1" / "external").symlink_to(outside)
+    with caplog.at_level(logging.WARNING, logger="lsmia.data"):
+        out = prepare_facescrub(raw, tmp_path / "packed", image_size=8, workers=1)
+    table = PackedDataset(out).index
+    assert len(table) == 4 + 5 + 4 and table["source"].is_unique
+    assert Counter(table["identity"]) == {"Actor_A0": 4, "Actor_B1": 5, "Actress_A0": 4}
+    for link in ("Actor_A0/loop", "Actor_B1/again", "Actor_A0/other"):
+        assert f"{faces / link}: skipped" in caplog.text
+    assert "external" not in caplog.text

@@ -8,6 +8,7 @@ same images as the reference's ``training_set_size``.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tempfile
@@ -26,21 +27,53 @@ from lsmia.data.splits import seeded_split
 # torchvision.datasets.folder.IMG_EXTENSIONS, compared case-insensitively as ImageFolder does
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 ON_CORRUPT = ("fail", "skip")
+log = logging.getLogger("lsmia.data")
 
 
 def image_folder(root: str | os.PathLike) -> list[tuple[str, list[Path]]]:
     """``[(class name, image paths)]`` in ``torchvision.datasets.ImageFolder`` order: class folders
-    sorted by name; within each, ``os.walk`` directories sorted and file names sorted."""
+    sorted by name; within each, ``os.walk`` directories sorted and file names sorted.
+
+    Symbolic links to folders are followed, but every real folder is read once: a link to a
+    folder of the tree itself or to one already read (a loop, or a second way into a class) is
+    skipped with a warning naming it, so no image is packed twice or lands in both splits."""
     root = Path(root)
     classes = sorted(entry.name for entry in os.scandir(root) if entry.is_dir())
+    tree = {_folder_key(root): root}  # real folder -> where it lies in the tree
+    tree.update((_folder_key(Path(directory)), Path(directory)) for name in classes
+                if not (root / name).is_symlink() for directory, _, _ in os.walk(root / name))
+    seen: set[tuple[int, int]] = set()
     listing = []
     for name in classes:
         files = []
-        for directory, _, names in sorted(os.walk(root / name, followlinks=True)):
-            files += [Path(directory) / file for file in sorted(names)
-                      if file.lower().endswith(IMAGE_EXTENSIONS)]
+        if _first_visit(root / name, tree, seen):
+            for directory, _, names in sorted(_walk_once(root / name, tree, seen)):
+                files += [Path(directory) / file for file in sorted(names)
+                          if file.lower().endswith(IMAGE_EXTENSIONS)]
         listing.append((name, files))
     return listing
+
+
+def _walk_once(top: Path, tree: dict, seen: set):
+    """``os.walk(top, followlinks=True)``, entering each real folder once."""
+    for directory, subdirs, names in os.walk(top, followlinks=True):
+        subdirs[:] = [sub for sub in sorted(subdirs) if _first_visit(Path(directory) / sub, tree, seen)]
+        yield directory, subdirs, names
+
+
+def _folder_key(folder: Path) -> tuple[int, int]:
+    info = folder.stat()
+    return info.st_dev, info.st_ino
+
+
+def _first_visit(folder: Path, tree: dict, seen: set) -> bool:
+    key = _folder_key(folder)
+    if key in seen or tree.get(key, folder) != folder:
+        log.warning("%s: skipped; it links to %s, a folder read elsewhere (images are packed once)",
+                    folder, folder.resolve())
+        return False
+    seen.add(key)
+    return True
 
 
 def open_rgb(path: str | os.PathLike) -> Image.Image:
