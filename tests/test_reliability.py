@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import numpy as np
 
 from fake_raw import make_fake_celeba, make_fake_facescrub
 from lsmia.data.packed import PackedDataset
-from workflow_helpers import mini_demo_config, snakemake, write_config
+from workflow_helpers import SNAKEFILE, mini_demo_config, snakemake, write_config
 
 EVALUATION = {"architecture": "tiny_inception", "recipe": "eval"}
 
@@ -70,3 +72,39 @@ def test_changed_byte_in_a_packed_file_stops_the_next_job_naming_it(tmp_path):
     log = (tmp_path / "logs/sums/pretrain_public/synth/tiny_resnet.log").read_text()
     assert "results/sums/data/synth/public/images.npy: SHA-256" in log
     assert not (tmp_path / model).exists()
+
+
+def test_identity_counts_of_facescrub_are_checked_by_preparation_then_before_any_job(tmp_path):
+    """FaceScrub's identities are known only from its folders: the preparation job checks the keys
+    that count identities before decoding; once prepared, every later run checks them up front."""
+    config = raw_config(tmp_path, "ids")
+    too_many = ["--config", "datasets={fs: {attack: {classes: 9}}}"]
+    target = "results/ids/data/fs/private/images.npy"
+    result = snakemake(tmp_path, config, "--cores", "1", target, *too_many)
+    assert result.returncode != 0
+    log = (tmp_path / "logs/ids/prepare_facescrub/fs.log").read_text()
+    assert "has 5 identities; config keys ask for more: 'attack.classes' needs 9" in log
+    assert "decode" not in log and not (tmp_path / target).exists()
+    assert snakemake(tmp_path, config, "--cores", "1", target).returncode == 0
+    result = snakemake(tmp_path, config, "-n", *too_many)
+    assert result.returncode != 0
+    assert "'attack.classes' (dataset fs): needs 9 identities, the dataset has 5" in result.stdout + result.stderr
+
+
+def test_nested_command_line_values_and_paths_out_of_results(tmp_path):
+    config = write_config(mini_demo_config("cli"), tmp_path / "config.yaml")
+    nested = snakemake(tmp_path, config, "-n", "--config", "attack={optimise: {iterations: 2}}")
+    assert nested.returncode == 0, nested.stderr[-2000:]
+    escaping = snakemake(tmp_path, config, "-n", "--config", "experiment=..")
+    assert escaping.returncode != 0 and "'experiment': '..' is not allowed here" in escaping.stdout + escaping.stderr
+
+
+def test_yaml_syntax_error_in_the_default_config_names_file_and_line(tmp_path):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config/config.yaml").write_text("experiment: x\ndatasets:\n  a: 1\n   b: 2\nrecipes: {}\n")
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "-n",
+               "--directory", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "config/config.yaml:4:5: YAML syntax error: mapping values are not allowed" in output
