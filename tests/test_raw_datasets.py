@@ -2,6 +2,10 @@
 
 import logging
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 
 import numpy as np
@@ -192,3 +196,31 @@ def test_symlinked_folders_are_read_once_with_a_warning(tmp_path, caplog):
     for link in ("Actor_A0/loop", "Actor_B1/again", "Actor_A0/other"):
         assert f"{faces / link}: skipped" in caplog.text
     assert "external" not in caplog.text
+
+
+KILLED_PREPARATION = """
+import sys, time
+import lsmia.data.facescrub as facescrub
+load = facescrub.load_facescrub_image
+def slow(size, path):
+    time.sleep(30 if path.name.endswith("_2.jpeg") else 0)
+    return load(size, path)
+facescrub.load_facescrub_image = slow
+facescrub.prepare_facescrub(sys.argv[1], sys.argv[2], image_size=8, workers=1)
+"""
+
+
+def test_killed_preparation_leaves_nothing_a_rerun_trusts_or_keeps(tmp_path):
+    raw = make_fake_facescrub(tmp_path / "raw", actors=1, actresses=1, images=3)
+    out = tmp_path / "data" / "private"
+    process = subprocess.Popen([sys.executable, "-c", KILLED_PREPARATION, str(raw), str(out)])
+    deadline = time.monotonic() + 60
+    while not list(out.parent.glob(".private.staging.*/decoded.npy")):
+        assert process.poll() is None and time.monotonic() < deadline, "never started decoding"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not out.exists() and len(list(out.parent.glob(".private.staging.*"))) == 1
+    prepare_facescrub(raw, out, image_size=8, workers=1)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["private"]
+    assert len(PackedDataset(out)) == 6

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -22,6 +21,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from lsmia.data.packed import write_packed
+from lsmia.io import staging_dir
 from lsmia.data.splits import seeded_split
 
 # torchvision.datasets.folder.IMG_EXTENSIONS, compared case-insensitively as ImageFolder does
@@ -145,8 +145,8 @@ def pack_split(out_dir: str | os.PathLike, items: Sequence[Any], sources: Sequen
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     labels = np.asarray(labels, dtype=np.int64)
-    with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}.staging.", dir=out_dir.parent) as tmp:
-        decoded, readable = decode_all(items, load, image_size, Path(tmp) / "decoded.npy",
+    with staging_dir(out_dir) as tmp:
+        decoded, readable = decode_all(items, load, image_size, tmp / "decoded.npy",
                                        on_corrupt, workers)
         kept = np.flatnonzero(readable)
         lost = sorted(set(range(len(identities))) - set(labels[kept].tolist()))
@@ -155,7 +155,7 @@ def pack_split(out_dir: str | os.PathLike, items: Sequence[Any], sources: Sequen
                              f"image left after skipping corrupt files")
         train, test = seeded_split(len(kept), test_fraction, seed)
         order = kept[np.concatenate([train, test])]
-        images = np.lib.format.open_memmap(Path(tmp) / "ordered.npy", mode="w+", dtype=np.uint8,
+        images = np.lib.format.open_memmap(tmp / "ordered.npy", mode="w+", dtype=np.uint8,
                                            shape=(len(order),) + decoded.shape[1:])
         for start in range(0, len(order), 1024):
             chunk = order[start:start + 1024]
