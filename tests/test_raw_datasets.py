@@ -16,6 +16,7 @@ from PIL import Image
 from fake_raw import make_fake_celeba, make_fake_facescrub
 from lsmia.data.celeba import check_raw_celeba, prepare_celeba, select_identities
 from lsmia.data.face_crop import align_crop, template_landmarks
+from lsmia.data.images import open_rgb
 from lsmia.data.facescrub import check_raw_facescrub, prepare_facescrub
 from lsmia.data.packed import PackedDataset, verify_manifest
 
@@ -224,3 +225,15 @@ def test_killed_preparation_leaves_nothing_a_rerun_trusts_or_keeps(tmp_path):
     prepare_facescrub(raw, out, image_size=8, workers=1)
     assert sorted(p.name for p in out.parent.iterdir()) == ["private"]
     assert len(PackedDataset(out)) == 6
+
+
+def test_16_bit_grey_images_are_scaled_not_clipped_and_32_bit_refused(tmp_path):
+    ramp = np.linspace(0, 65535, 64 * 64).round().astype(np.uint16).reshape(64, 64)
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I;16")
+    pixels = np.asarray(open_rgb(tmp_path / "deep.png"))
+    expected = np.round(ramp / 257.0).astype(np.uint8)
+    assert pixels.shape == (64, 64, 3) and (pixels == expected[..., None]).all()
+    Image.fromarray(ramp.astype(np.float32)).save(tmp_path / "float.tiff")
+    with pytest.raises(ValueError, match=r"float.tiff: a 32-bit float image"):
+        open_rgb(tmp_path / "float.tiff")

@@ -10,10 +10,17 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import pytest
 
+import lsmia.data.packed as packed_module
+import lsmia.jobs.attack as attack_jobs
 from fake_raw import make_fake_celeba, make_fake_facescrub
-from lsmia.data.packed import PackedDataset
-from workflow_helpers import SNAKEFILE, mini_demo_config, snakemake, write_config
+from lsmia.config import attack_settings, validate_config
+from lsmia.data.packed import PackedDataset, write_packed
+from lsmia.io import sha256_of
+from lsmia.models import create_model, load_model, save_model
+from workflow_helpers import SNAKEFILE, demo_config, mini_demo_config, snakemake, write_config
 
 EVALUATION = {"architecture": "tiny_inception", "recipe": "eval"}
 
@@ -108,3 +115,51 @@ def test_yaml_syntax_error_in_the_default_config_names_file_and_line(tmp_path):
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "config/config.yaml:4:5: YAML syntax error: mapping values are not allowed" in output
+
+
+def _packed(path: Path, classes: int) -> Path:
+    labels = np.arange(4 * classes) % classes
+    index = pd.DataFrame({"label": labels, "identity": [f"id{label}" for label in labels],
+                          "split": "train", "source": "synthetic"})
+    return write_packed(path, np.zeros((len(labels), 8, 8, 3), np.uint8), index, {"seed": 0})
+
+
+def test_target_with_another_number_of_classes_stops_before_sampling(tmp_path, monkeypatch):
+    data = _packed(tmp_path / "data", classes=4)
+    model = tmp_path / "model.pt"
+    save_model(model, create_model("tiny_resnet", 3), {"arch": "tiny_resnet", "num_classes": 3,
+                                                       "input_size": 32})
+    monkeypatch.setattr(attack_jobs, "sample_stage", lambda *a, **k: pytest.fail("sampled"))
+    attack = attack_settings(validate_config(demo_config()), "synth")
+    with pytest.raises(ValueError, match=rf"{model}: the model has 3 classes but .*data has 4"):
+        attack_jobs.sample_job(target=model, attack=attack, out=tmp_path / "s.pt", device="cpu",
+                               data_dir=data)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "empty file"), (b"<html>not found</html>", "not a torch.save file"),
+    ("truncated", "a damaged torch.save archive"),
+])
+def test_damaged_model_files_are_named(tmp_path, content, message):
+    model = tmp_path / "model.pt"
+    save_model(model, create_model("tiny_resnet", 3), {"arch": "tiny_resnet", "num_classes": 3,
+                                                       "input_size": 32})
+    data = model.read_bytes()
+    model.write_bytes(data[: len(data) // 2] if content == "truncated" else content)
+    with pytest.raises(ValueError, match=rf"{model}: {message}"):
+        load_model(model)
+
+
+def test_truncated_images_file_is_named(tmp_path):
+    data = _packed(tmp_path / "data", classes=2)
+    images = data / "images.npy"
+    images.write_bytes(images.read_bytes()[:200])
+    with pytest.raises(ValueError, match=rf"{images}: "):
+        PackedDataset(data)
+    (data / ".verified.json").unlink()
+    packed_module._CHECKED.clear()
+    manifest = json.loads((data / "manifest.json").read_text())  # a manifest that agrees with it
+    manifest["sha256"]["images.npy"] = sha256_of(images)
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=rf"{images}: cannot be memory-mapped"):
+        PackedDataset(data)

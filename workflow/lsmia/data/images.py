@@ -77,12 +77,27 @@ def _first_visit(folder: Path, tree: dict, seen: set) -> bool:
 
 
 def open_rgb(path: str | os.PathLike) -> Image.Image:
-    """Decode ``path`` fully as RGB; a ValueError naming the file if it cannot be read."""
+    """Decode ``path`` fully as RGB; a ValueError naming the file if it cannot be read.
+
+    16-bit grey images are scaled to 8 bits (Pillow's ``convert`` would clip them to white);
+    32-bit integer or float images, whose range is unknown, are refused."""
     try:
         with Image.open(path) as image:
-            return image.convert("RGB")
+            if image.mode.startswith("I;16"):
+                image.load()
+                return _scaled_16_bit(np.asarray(image))
+            if image.mode not in ("I", "F"):
+                return image.convert("RGB")
+            mode = image.mode
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
         raise ValueError(f"{path}: unreadable image ({type(err).__name__}: {err})") from err
+    raise ValueError(f"{path}: a 32-bit {'float' if mode == 'F' else 'integer'} image (mode "
+                     f"{mode!r}) has no known range; save it with 8 or 16 bits per channel")
+
+
+def _scaled_16_bit(pixels: np.ndarray) -> Image.Image:
+    scaled = (pixels.astype(np.uint32) * 255 + 32767) // 65535  # round(v · 255 / 65535)
+    return Image.fromarray(scaled.astype(np.uint8), "L").convert("RGB")
 
 
 def resize_center_crop(image: Image.Image, size: int,

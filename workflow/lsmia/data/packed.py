@@ -215,7 +215,11 @@ class PackedDataset:
         self.manifest = read_manifest(self.path)
         ensure_verified(self.path, self.manifest)
         table = pd.read_csv(self.path / INDEX_FILE, keep_default_na=False)
-        self._images = np.load(self.path / IMAGES_FILE, mmap_mode="r")
+        try:
+            self._images = np.load(self.path / IMAGES_FILE, mmap_mode="r")
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{self.path / IMAGES_FILE}: cannot be memory-mapped ({err}); "
+                             "truncated? prepare the dataset again") from err
         if len(table) != len(self._images) or len(table) != self.manifest["num_images"]:
             raise ValueError(f"{self.path}: {INDEX_FILE} has {len(table)} rows, {IMAGES_FILE} "
                              f"{len(self._images)}, manifest {self.manifest['num_images']}")
