@@ -5,6 +5,10 @@
 
 if not config:
 
+    from lsmia.config import read_config_file
+
+    read_config_file("config/config.yaml")  # a YAML syntax error names its line
+
     configfile: "config/config.yaml"
 
 

@@ -152,3 +152,31 @@ def test_optimise_rejects_mismatched_inputs(tmp_path):
     with pytest.raises(ValueError, match="class 9 is beyond the target's 4 outputs"):
         optimise_stage(prior, tiny_target(),
                        {"w": torch.zeros(1, 2, prior.w_dim), "classes": [9]}, **settings)
+
+
+class NaNFromCall(nn.Module):
+    """``tiny_target`` whose logits turn NaN for batch rows ``rows`` from forward call ``call``."""
+
+    def __init__(self, call, rows):
+        super().__init__()
+        self.base, self.call, self.rows, self.calls = tiny_target(), call, rows, 0
+
+    def forward(self, x):
+        logits = self.base(x)
+        self.calls += 1
+        if self.calls >= self.call:
+            logits = logits.clone()
+            logits[self.rows] = float("nan")
+        return logits
+
+
+def test_non_finite_loss_stops_the_stage_naming_class_and_iteration(tmp_path):
+    prior = ProceduralFacePrior(32, CPU)
+    w = prior.sample_w(8, seed=0, psi=0.5, cutoff=8).reshape(2, 4, 1, prior.w_dim)
+    with pytest.raises(FloatingPointError, match="class 3 is nan at iteration 2"):
+        optimise_stage(prior, NaNFromCall(call=3, rows=slice(5, 8)),
+                       {"w": w, "classes": torch.tensor([0, 3])}, iterations=4, lr=0.05,
+                       betas=(0.1, 0.1), crop_scale=(0.9, 1.0), crop_fraction=PAPER_CROP_FRACTION,
+                       input_size=24, batch_size=8, seed=0, device=CPU,
+                       state_path=tmp_path / "s.pt", log_csv=tmp_path / "l.csv")
+    assert not (tmp_path / "s.pt").exists()

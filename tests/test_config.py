@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lsmia.config import ConfigError, attack_settings, load_config, resolve_recipe, validate_config
+from lsmia.config import (ConfigError, attack_settings, load_config, resolve_recipe,
+                          typed_command_line_config, validate_config)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,7 +57,15 @@ def _edit(config: dict, path: str, value) -> dict:
         ("artefacts/main_table/recipes", ["hard", "ls9"], "unknown recipe 'ls9'"),
         ("artefacts/main_table/architecture", "vgg", "unknown architecture 'vgg'"),
         ("datasets/synth/evaluation/architecture", "nope", "'datasets.synth.evaluation.architecture': unknown architecture 'nope'"),
-        ("attack/generator", {"kind": "biggan"}, "'attack.generator': {'kind': 'biggan'} matches none"),
+        ("attack/generator", {"kind": "biggan"}, "'attack.generator.kind': unknown kind 'biggan'; expected one of"),
+        ("recipes/hard/defence", {"name": "dp", "beta": 1}, "'recipes.hard.defence.name': unknown name 'dp'; expected one of ['mid', 'bido'] (or null)"),
+        ("recipes/hard/defence", {"name": "mid"}, "'recipes.hard.defence': 'beta' is a required property"),
+        ("experiment", "..", "'experiment': '..' is not allowed here"),
+        ("experiment", ".", "'experiment': '.' is not allowed here"),
+        ("attack/classes", 17, "'attack.classes' (dataset synth): needs 17 identities, the dataset has 16"),
+        ("artefacts/embeddings/classes", [0, 1, 16], "'artefacts.embeddings.classes' (dataset synth): needs 17 identities"),
+        ("artefacts/sample_grid/classes", 20, "'artefacts.sample_grid.classes' (dataset synth): needs 20 identities"),
+        ("attack/classes", 2, "'artefacts.sample_grid.classes': 4 exceeds 'attack.classes' = 2"),
         ("attack/select/final_per_class", 3, "'attack.select.final_per_class' (dataset synth): 3 images per class leave no k=3"),
     ],
 )
@@ -115,9 +124,25 @@ def test_dataset_attack_overrides(paper):
 
 def test_unreadable_config_file_is_named(tmp_path):
     path = tmp_path / "broken.yaml"
-    path.write_text("experiment: [unclosed\n")
-    with pytest.raises(ConfigError, match="broken.yaml: cannot read the config"):
+    path.write_text("experiment: demo\ndatasets:\n  synth: [unclosed\n  other: 1\n")
+    with pytest.raises(ConfigError, match=r"broken.yaml:4:\d+: YAML syntax error"):
         load_config(path)
+    with pytest.raises(ConfigError, match="missing.yaml: cannot read the config"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_recipe_named_dots_is_refused(demo):
+    config = copy.deepcopy(demo)
+    config["recipes"][".."] = {}
+    assert "'recipes': '..' is not allowed here (a recipe name names a folder" in _error(config)
+
+
+def test_nested_command_line_values_are_typed_as_yaml():
+    parsed = {"experiment": "x", "attack": {"optimise": {"iterations": "3", "lr": "0.05"},
+                                            "classes": "all", "flags": ["true", "null", "a b"]}}
+    assert typed_command_line_config(parsed) == {
+        "attack": {"optimise": {"iterations": 3, "lr": 0.05}, "classes": "all",
+                   "flags": [True, None, "a b"]}}
 
 
 def test_attack_sizes_must_nest_per_dataset(demo):

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from lsmia import gpu_lock
 from lsmia.gpu_lock import LOCK_DIR_VARIABLE, acquire_gpu, lock_directory
 
 FAKE_GPUS = ["GPU-aaaa", "GPU-bbbb"]
@@ -141,3 +142,45 @@ def test_lock_directory_comes_from_argument_then_environment(tmp_path, monkeypat
     assert lock_directory(tmp_path / "explicit") == tmp_path / "explicit"
     assert lock_directory() == tmp_path / "from-env"
     assert (tmp_path / "from-env").is_dir()
+
+
+def test_lock_files_are_created_readable_by_every_user_despite_the_umask(tmp_path):
+    previous = os.umask(0o077)
+    try:
+        with acquire_gpu(tmp_path, devices=["GPU-a", "GPU-b"], timeout=5):
+            pass
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "gpu0.lock").stat().st_mode & 0o777 == 0o666
+
+
+def _protected_regular(monkeypatch):
+    """Simulate fs.protected_regular: O_CREAT on an existing (another user's) file fails."""
+    real_open = os.open
+
+    def open_like_the_kernel(path, flags, mode=0o777):
+        if flags & os.O_CREAT and not flags & os.O_EXCL and os.path.exists(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr(gpu_lock.os, "open", open_like_the_kernel)
+
+
+def test_existing_lock_files_open_under_protected_regular(tmp_path, monkeypatch):
+    for index in range(2):
+        (tmp_path / f"gpu{index}.lock").touch(mode=0o644)  # made by another user's job
+    _protected_regular(monkeypatch)
+    with acquire_gpu(tmp_path, devices=["GPU-a", "GPU-b"], timeout=5) as device:
+        assert device == "GPU-a"
+
+
+def test_unreadable_lock_file_is_named_with_its_owner(tmp_path, monkeypatch):
+    (tmp_path / "gpu0.lock").touch()
+
+    def refuse(path, flags, mode=0o777):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(gpu_lock.os, "open", refuse)
+    with pytest.raises(PermissionError, match=r"gpu0\.lock: cannot open this GPU lock file .* uid"):
+        with acquire_gpu(tmp_path, devices=["GPU-a", "GPU-b"], timeout=5):
+            pass

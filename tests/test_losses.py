@@ -79,3 +79,9 @@ def test_ece_is_zero_when_confidence_equals_accuracy_and_bins_matter():
 def test_ece_rejects_mismatched_inputs():
     with pytest.raises(ValueError, match="N×C probabilities"):
         expected_calibration_error(torch.ones(3, 2) / 2, torch.zeros(2, dtype=torch.long))
+
+
+def test_ece_of_non_finite_probabilities_fails_loudly():
+    probs = torch.tensor([[0.5, 0.5], [float("nan"), float("nan")], [0.9, 0.1]])
+    with pytest.raises(ValueError, match="1 of 3 rows"):
+        expected_calibration_error(probs, torch.tensor([0, 1, 0]))

@@ -1,12 +1,15 @@
 """Packed dataset format: round trip, manifest hashes, selection, batching, bad inputs."""
 
 import json
+import os
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
+import lsmia.data.packed as packed_module
 from lsmia.data.packed import (PackedDataset, iterate_batches, read_manifest, verify_manifest,
                                write_packed)
 
@@ -34,7 +37,8 @@ def packed(tmp_path):
 
 def test_round_trip(packed):
     path, images, index = packed
-    assert sorted(p.name for p in path.iterdir()) == ["images.npy", "index.csv", "manifest.json"]
+    assert sorted(p.name for p in path.iterdir()) == [".verified.json", "images.npy", "index.csv",
+                                                      "manifest.json"]
     table = pd.read_csv(path / "index.csv")
     assert list(table.columns) == ["row", "label", "identity", "split", "source"]
     assert table["row"].tolist() == list(range(len(images)))
@@ -100,6 +104,43 @@ def test_tampered_index_detected(packed):
     (path / "index.csv").write_text(text)
     with pytest.raises(ValueError, match="index.csv"):
         verify_manifest(path)
+
+
+def _flip_last_byte_keeping_mtime(file):
+    time.sleep(0.05)  # past the file system's timestamp tick, so the ctime moves
+    info = file.stat()
+    data = bytearray(file.read_bytes())
+    data[-1] ^= 0xFF
+    file.write_bytes(bytes(data))
+    os.utime(file, ns=(info.st_atime_ns, info.st_mtime_ns))
+
+
+def test_reader_refuses_a_changed_byte_even_with_the_mtime_put_back(packed):
+    path = packed[0]
+    PackedDataset(path)
+    _flip_last_byte_keeping_mtime(path / "images.npy")
+    with pytest.raises(ValueError, match=r"images\.npy: SHA-256 .* does not match"):
+        PackedDataset(path, "train")
+
+
+def test_files_are_hashed_once_until_they_change(packed, monkeypatch):
+    path = packed[0]
+    hashed = []
+    real = packed_module.sha256_of
+    monkeypatch.setattr(packed_module, "sha256_of", lambda file: hashed.append(file.name) or real(file))
+    monkeypatch.setattr(packed_module, "_CHECKED", {})  # a new job: only the stamp on disk helps
+    PackedDataset(path)
+    PackedDataset(path, "test")
+    assert hashed == []  # write_packed stamped the files it hashed
+    (path / ".verified.json").unlink()
+    PackedDataset(path)
+    PackedDataset(path, "train")
+    assert sorted(hashed) == ["images.npy", "index.csv"]  # once per job, then from memory
+    assert (path / ".verified.json").is_file()
+    time.sleep(0.05)
+    (path / "index.csv").write_text((path / "index.csv").read_text())  # same bytes, new ctime
+    PackedDataset(path)
+    assert sorted(hashed) == ["images.npy", "index.csv", "index.csv"]
 
 
 def test_missing_or_foreign_manifest(tmp_path, packed):

@@ -1,6 +1,11 @@
 """FaceScrub and CelebA preparation on tiny fake raw layouts (tests/fake_raw.py)."""
 
+import logging
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 
 import numpy as np
@@ -11,6 +16,7 @@ from PIL import Image
 from fake_raw import make_fake_celeba, make_fake_facescrub
 from lsmia.data.celeba import check_raw_celeba, prepare_celeba, select_identities
 from lsmia.data.face_crop import align_crop, template_landmarks
+from lsmia.data.images import open_rgb
 from lsmia.data.facescrub import check_raw_facescrub, prepare_facescrub
 from lsmia.data.packed import PackedDataset, verify_manifest
 
@@ -171,3 +177,63 @@ def test_celeba_corrupt_and_checks(tmp_path):
     assert "crop: expected" in check_raw_celeba(raw, "tight")[0]
     with pytest.raises(FileNotFoundError, match="list_landmarks_celeba.txt"):
         prepare_celeba(raw, tmp_path / "x", identities=3, workers=1)
+
+
+def test_symlinked_folders_are_read_once_with_a_warning(tmp_path, caplog):
+    raw = make_fake_facescrub(tmp_path / "raw", actors=2, actresses=1, images=4)
+    faces = raw / "actors" / "faces"
+    (faces / "Actor_A0" / "loop").symlink_to("..")  # a loop back to the class folder's parent
+    (faces / "Actor_B1" / "again").symlink_to(faces / "Actor_B1")  # a loop onto itself
+    (faces / "Actor_A0" / "other").symlink_to(faces / "Actor_B1")  # a second way into a class
+    outside = tmp_path / "elsewhere"  # a link out of the tree is followed (once)
+    (outside / "more").mkdir(parents=True)
+    Image.new("RGB", (20, 20)).save(outside / "more" / "extra.jpeg")
+    (faces / "Actor_B1" / "external").symlink_to(outside)
+    with caplog.at_level(logging.WARNING, logger="lsmia.data"):
+        out = prepare_facescrub(raw, tmp_path / "packed", image_size=8, workers=1)
+    table = PackedDataset(out).index
+    assert len(table) == 4 + 5 + 4 and table["source"].is_unique
+    assert Counter(table["identity"]) == {"Actor_A0": 4, "Actor_B1": 5, "Actress_A0": 4}
+    for link in ("Actor_A0/loop", "Actor_B1/again", "Actor_A0/other"):
+        assert f"{faces / link}: skipped" in caplog.text
+    assert "external" not in caplog.text
+
+
+KILLED_PREPARATION = """
+import sys, time
+import lsmia.data.facescrub as facescrub
+load = facescrub.load_facescrub_image
+def slow(size, path):
+    time.sleep(30 if path.name.endswith("_2.jpeg") else 0)
+    return load(size, path)
+facescrub.load_facescrub_image = slow
+facescrub.prepare_facescrub(sys.argv[1], sys.argv[2], image_size=8, workers=1)
+"""
+
+
+def test_killed_preparation_leaves_nothing_a_rerun_trusts_or_keeps(tmp_path):
+    raw = make_fake_facescrub(tmp_path / "raw", actors=1, actresses=1, images=3)
+    out = tmp_path / "data" / "private"
+    process = subprocess.Popen([sys.executable, "-c", KILLED_PREPARATION, str(raw), str(out)])
+    deadline = time.monotonic() + 60
+    while not list(out.parent.glob(".private.staging.*/decoded.npy")):
+        assert process.poll() is None and time.monotonic() < deadline, "never started decoding"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not out.exists() and len(list(out.parent.glob(".private.staging.*"))) == 1
+    prepare_facescrub(raw, out, image_size=8, workers=1)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["private"]
+    assert len(PackedDataset(out)) == 6
+
+
+def test_16_bit_grey_images_are_scaled_not_clipped_and_32_bit_refused(tmp_path):
+    ramp = np.linspace(0, 65535, 64 * 64).round().astype(np.uint16).reshape(64, 64)
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I;16")
+    pixels = np.asarray(open_rgb(tmp_path / "deep.png"))
+    expected = np.round(ramp / 257.0).astype(np.uint8)
+    assert pixels.shape == (64, 64, 3) and (pixels == expected[..., None]).all()
+    Image.fromarray(ramp.astype(np.float32)).save(tmp_path / "float.tiff")
+    with pytest.raises(ValueError, match=r"float.tiff: a 32-bit float image"):
+        open_rgb(tmp_path / "float.tiff")

@@ -1,5 +1,6 @@
 """The trainer: metrics, schedules in the log, regularisers, NaN guard, kill/SIGTERM resume."""
 
+import copy
 import csv
 import json
 import logging
@@ -18,6 +19,7 @@ import torch
 from lsmia.data.packed import PackedDataset, write_packed
 from lsmia.models import load_model, save_model
 from lsmia.training import Preempted, build_model, evaluate, train
+import lsmia.training.trainer as trainer
 from lsmia.training.trainer import CHECKPOINT_FILE
 
 SIZE, CLASSES = 16, 4
@@ -160,6 +162,29 @@ def test_checkpoint_of_another_recipe_is_not_resumed(packed, tmp_path, caplog):
         _run(packed, tmp_path, changed)
     assert "starting over" in caplog.text
     assert float(_rows(tmp_path / "epochs.csv")[0]["alpha_t"]) == 0.1
+
+
+def test_checkpoint_from_other_starting_weights_is_not_resumed(packed, tmp_path, caplog,
+                                                              monkeypatch):
+    """A killed run, then the pretrained file it started from is retrained: start over."""
+    save = trainer._save_checkpoint
+
+    def save_then_die(*args, **kwargs):
+        save(*args, **kwargs)
+        raise RuntimeError("killed after the first epoch")
+
+    monkeypatch.setattr(trainer, "_save_checkpoint", save_then_die)
+    with pytest.raises(RuntimeError, match="killed"):
+        _run(packed, tmp_path / "run")
+    monkeypatch.setattr(trainer, "_save_checkpoint", save)
+    other_start = build_model("tiny_resnet", CLASSES, RECIPE, arch_kwargs=ARCH_KWARGS)
+    with torch.no_grad():
+        next(other_start.parameters()).mul_(1.5)  # same shapes, other values
+    reference = copy.deepcopy(other_start)
+    with caplog.at_level(logging.INFO, logger="lsmia.training"):
+        resumed, _ = _run(packed, tmp_path / "run", model=other_start)
+    assert "starting over" in caplog.text and "resuming" not in caplog.text
+    _assert_same_weights(resumed, _run(packed, tmp_path / "reference", model=reference)[0])
 
 
 SCRIPT = textwrap.dedent("""

@@ -6,7 +6,7 @@ import copy
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
 from jsonschema import Draft202012Validator
@@ -26,13 +26,23 @@ class ConfigError(ValueError):
 
 def load_config(path: str | Path) -> dict:
     """Read a YAML config file and validate it."""
+    return validate_config(read_config_file(path))
+
+
+def read_config_file(path: str | Path) -> dict:
+    """The mapping in a YAML config file; a syntax error names the file, line and column."""
     try:
         config = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as err:
+    except OSError as err:
         raise ConfigError(f"{path}: cannot read the config ({err})") from err
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: YAML syntax error: {getattr(err, 'problem', None) or err}"
+                          ) from err
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: expected a mapping of config keys, got {type(config).__name__}")
-    return validate_config(config)
+    return config
 
 
 def validate_config(config: dict) -> dict:
@@ -89,6 +99,68 @@ def attack_settings(config: dict, dataset: str) -> dict:
     return deep_merge(config["attack"], override)
 
 
+def typed_command_line_config(values: Mapping) -> dict:
+    """``--config`` values typed as in a YAML file. Snakemake reads a nested value such as
+    ``attack={optimise: {iterations: 3}}`` with YAML's BaseLoader, which leaves every scalar
+    inside it a string ('3', 'true'); top-level values it already types."""
+    return {key: _typed(value) for key, value in values.items() if isinstance(value, (Mapping, list))}
+
+
+def _typed(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _typed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_typed(item) for item in value]
+    if isinstance(value, str):
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+        return parsed if parsed is None or isinstance(parsed, (bool, int, float)) else value
+    return value
+
+
+def identity_needs(config: dict, dataset: str) -> dict[str, int]:
+    """Config keys that count or index identities of ``dataset``: key -> identities it needs."""
+    needs = {}
+    classes = attack_settings(config, dataset).get("classes", "all")
+    if classes != "all":
+        needs["attack.classes"] = int(classes)
+    for artefact in ("embeddings", "sample_grid"):
+        spec = config["artefacts"].get(artefact)
+        if spec and spec.get("dataset") == dataset:
+            value = spec.get("classes", 4)
+            needs[f"artefacts.{artefact}.classes"] = max(value) + 1 if isinstance(value, list) else value
+    return needs
+
+
+def identity_problems(config: dict, dataset: str, identities: int) -> list[str]:
+    """What ``identity_needs`` asks beyond the ``identities`` the dataset has."""
+    return [f"config key '{key}' (dataset {dataset}): needs {need} identities, the dataset has "
+            f"{identities}" for key, need in identity_needs(config, dataset).items()
+            if need > identities]
+
+
+def known_identities(spec: dict) -> int | None:
+    """Identities of a dataset as its config entry fixes them (None for FaceScrub: the raw folders)."""
+    return spec.get("identities") if spec["source"] in ("synthetic", "celeba") else None
+
+
+def _identity_problems(config: dict) -> list[str]:
+    problems = []
+    for name, spec in config["datasets"].items():
+        if known_identities(spec) is not None:
+            problems += identity_problems(config, name, known_identities(spec))
+    grid = config["artefacts"].get("sample_grid")
+    if grid and grid.get("dataset") in config["datasets"]:
+        attacked = attack_settings(config, grid["dataset"]).get("classes", "all")
+        if attacked != "all" and grid.get("classes", 4) > attacked:
+            problems.append(f"config key 'artefacts.sample_grid.classes': {grid.get('classes', 4)} "
+                            f"exceeds 'attack.classes' = {attacked} of dataset {grid['dataset']}; "
+                            f"the grid shows attacked identities")
+    return problems
+
+
 def deep_merge(base: dict, override: dict) -> dict:
     """A copy of ``base`` with ``override`` merged in recursively (lists and scalars replace)."""
     merged = copy.deepcopy(base)
@@ -108,9 +180,9 @@ def _validator() -> Draft202012Validator:
 def _schema_message(error) -> str:
     key = ".".join(str(part) for part in error.absolute_path) or "<top level>"
     if error.validator == "oneOf":
-        options = [s.get("const") or s.get("properties", {}).get("kind", {}).get("const")
-                   or s.get("type") for s in error.validator_value]
-        return f"config key '{key}': {error.instance!r} matches none of the allowed forms {options}"
+        return _one_of_message(key, error)
+    if error.validator == "not" and isinstance(error.instance, str):
+        return f"config key '{key}': {error.instance!r} is not allowed here ({error.schema.get('description', 'reserved name')})"
     if error.validator == "enum":
         return f"config key '{key}': {error.instance!r} is not one of {error.validator_value}"
     if error.validator == "additionalProperties":
@@ -119,6 +191,26 @@ def _schema_message(error) -> str:
     if error.validator == "propertyNames":
         return f"config key '{key}': invalid name {error.instance!r} ({error.message})"
     return f"config key '{key}': {error.message}"
+
+
+def _one_of_message(key: str, error) -> str:
+    """Forms told apart by a constant ``kind`` or ``name``: name the unknown value and the known
+    ones, or report what is wrong within the form the value names."""
+    branches = error.validator_value
+    nullable = " (or null)" if any(branch.get("type") == "null" for branch in branches) else ""
+    for field in ("kind", "name"):
+        tags = [branch.get("properties", {}).get(field, {}).get("const") for branch in branches]
+        if not any(tags) or not isinstance(error.instance, dict):
+            continue
+        value = error.instance.get(field)
+        if value not in tags:
+            known = [tag for tag in tags if tag]
+            return f"config key '{key}.{field}': unknown {field} {value!r}; expected one of {known}{nullable}"
+        inner = [sub for sub in error.context if sub.relative_schema_path[0] == tags.index(value)]
+        if inner:
+            return _schema_message(inner[0])
+    options = [branch.get("const") or branch.get("type") for branch in branches]
+    return f"config key '{key}': {error.instance!r} matches none of the allowed forms {options}"
 
 
 def _reference_problems(config: dict) -> list[str]:
@@ -154,6 +246,7 @@ def _reference_problems(config: dict) -> list[str]:
             need_dataset(f"datasets.{name}.evaluation.init_from", evaluation["init_from"])
     problems += _architecture_problems(config)
     problems += _attack_size_problems(config)
+    problems += _identity_problems(config)
     for key in ("face", "fid"):
         extractor = config["metrics"][key]
         if extractor["kind"] == "public_model":
@@ -253,3 +346,14 @@ def _lsmia_architectures() -> set[str]:
     from lsmia.models import known_architectures
 
     return set(known_architectures())
+
+
+if __name__ == "__main__":  # python -m lsmia.config FILE...: check config files before a run
+    import sys
+
+    for config_path in sys.argv[1:]:
+        try:
+            load_config(config_path)
+        except ConfigError as problem:
+            sys.exit(str(problem) if str(problem).startswith(config_path) else f"{config_path}: {problem}")
+        print(f"{config_path}: valid")

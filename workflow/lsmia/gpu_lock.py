@@ -54,13 +54,38 @@ def lock_directory(lock_dir: str | os.PathLike | None = None) -> Path:
 
 def _try_lock(path: Path) -> int | None:
     """An open descriptor holding an exclusive lock on ``path``, or None if someone holds it."""
-    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+    fd = _open_lock_file(path)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         return None
     return fd
+
+
+def _open_lock_file(path: Path) -> int:
+    """Open ``path`` read-only, creating it (mode 0666, whatever the umask) only if missing.
+
+    An existing file is opened without ``O_CREAT``: with ``fs.protected_regular`` (the systemd
+    default) ``O_CREAT`` on another user's file in a sticky world-writable folder fails even
+    when its mode allows reading."""
+    while True:
+        try:
+            return os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            pass
+        except PermissionError as err:
+            raise PermissionError(
+                f"{path}: cannot open this GPU lock file ({err.strerror}); it belongs to "
+                f"uid {path.stat().st_uid} with mode {path.stat().st_mode & 0o777:o}. Ask its "
+                f"owner to remove it or make it readable (chmod 666), or set {LOCK_DIR_VARIABLE}"
+            ) from err
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue  # another job created it in between: open it as an existing file
+        os.fchmod(fd, 0o666)  # the umask (077 for some users) would lock everyone else out
+        return fd
 
 
 def _lock_first_free(devices: Sequence[str], lock_files: Sequence[Path]) -> tuple[str, int] | None:

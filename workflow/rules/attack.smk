@@ -25,6 +25,7 @@ rule attack_sample:
     input:
         unpack(generator_inputs),
         target=lambda wc: target_model(wc.dataset, wc.arch, wc.rs),
+        data=lambda wc: manifest(wc.dataset),
     output:
         f"{RES}/attacks/{{dataset}}/{{arch}}/{{rs}}/sample.pt",
     params:

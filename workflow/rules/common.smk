@@ -1,12 +1,17 @@
 # Configuration, validation, wildcard constraints and path helpers shared by every rule file.
+import os
 import re
 
 from snakemake.exceptions import WorkflowError
 
-from lsmia.config import ConfigError, attack_settings, resolve_recipe, validate_config
+from lsmia.config import (ConfigError, attack_settings, deep_merge, identity_problems,
+                          known_identities, resolve_recipe, typed_command_line_config,
+                          validate_config)
 
 try:
-    _validated = validate_config(config)
+    _validated = validate_config(
+        deep_merge(config, typed_command_line_config(workflow.config_settings.config))
+    )
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 config.clear()
@@ -37,6 +42,25 @@ wildcard_constraints:
 
 
 PACKED_FILES = ("images.npy", "index.csv", "manifest.json")
+
+
+def _check_prepared_identities():
+    """Keys that count identities, against datasets whose count only preparation tells (FaceScrub)
+    and which are prepared already; otherwise the preparation job checks them before decoding."""
+    import json
+
+    problems = []
+    for name, spec in DATASETS.items():
+        manifest_path = f"{RES}/data/{name}/private/manifest.json"
+        if known_identities(spec) is None and os.path.isfile(manifest_path):
+            with open(manifest_path) as handle:
+                count = json.load(handle).get("num_classes", 0)
+            problems += identity_problems(config, name, count)
+    if problems:
+        raise WorkflowError("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+_check_prepared_identities()
 
 
 def packed(dataset, part="private"):

@@ -1,4 +1,6 @@
 """One stage of the Plug & Play attack: rules attack_sample, attack_optimise, attack_select."""
+from pathlib import Path
+
 from lsmia.jobkit import logged
 from lsmia.jobs.attack import optimise_job, sample_job, select_job
 
@@ -6,7 +8,7 @@ with logged(snakemake):
     common = dict(target=snakemake.input.target, attack=snakemake.params.attack,
                   device=snakemake.params.device)
     if snakemake.rule == "attack_sample":
-        sample_job(out=snakemake.output[0], **common)
+        sample_job(out=snakemake.output[0], data_dir=Path(snakemake.input.data).parent, **common)
     elif snakemake.rule == "attack_optimise":
         optimise_job(sample=snakemake.input.sample, out=snakemake.output.result,
                      gradients_csv=snakemake.output.gradients, state=snakemake.params.state,

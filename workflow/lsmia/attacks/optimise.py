@@ -164,12 +164,24 @@ def _optimise_batch(generator, target, start_w, targets, settings, *, batch_seed
         traces["confidence_trace"][step] = logits.detach().softmax(dim=1).gather(
             1, targets[:, None])[:, 0]
         optimiser.step()
+    _check_finite(traces["loss_trace"], targets)
     with torch.no_grad():
         view = target_view(generator.synthesise(w), settings["crop_fraction"], input_size)
         confidence = flip_averaged_softmax(target, view, settings["precision"]).gather(1, targets[:, None])[:, 0]
     result = {"w": w.detach(), "confidence": confidence,
               **{key: trace.T for key, trace in traces.items()}}
     return {key: value.cpu() for key, value in result.items()}
+
+
+def _check_finite(loss_trace: torch.Tensor, targets: torch.Tensor) -> None:
+    """Stop on the first non-finite loss (checked once per batch: no host sync per step)."""
+    bad = ~torch.isfinite(loss_trace)
+    if bad.any():
+        step, sample = bad.nonzero()[0].tolist()
+        raise FloatingPointError(
+            f"optimise_stage: the Poincaré loss of class {int(targets[sample])} is "
+            f"{loss_trace[step, sample].item()} at iteration {step}; the target model gives "
+            f"non-finite logits for this latent (check the model file)")
 
 
 def write_trace_csv(path: str | Path, batches: list[dict]) -> None:

@@ -5,6 +5,12 @@ Layout of a packed directory::
     images.npy     uint8 N×H×W×3 (``np.save``; opened with ``mmap_mode="r"``)
     index.csv      row, label, identity, split, source (+ any extra columns of the caller)
     manifest.json  format version, counts, image size, settings, skipped files, SHA-256, provenance
+    .verified.json when each data file last matched its SHA-256 (size, mtime, ctime, inode)
+
+Every ``PackedDataset`` checks the data files against the manifest's SHA-256 before use. The
+hash is recomputed only when a file's size, mtime, ctime or inode differ from the stamp in
+``.verified.json`` (a write changes the ctime even when the mtime is put back), and once per
+process at most; a changed byte stops the job with the file's name.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import pandas as pd
 import torch
 
 from lsmia.data.prefetch import prefetched
-from lsmia.io import atomic_dir, save_json, sha256_of
+from lsmia.io import atomic_dir, load_json, save_json, sha256_of
 from lsmia.provenance import provenance
 
 FORMAT = "lsmia-packed"
@@ -27,6 +33,7 @@ FORMAT_VERSION = 1
 IMAGES_FILE = "images.npy"
 INDEX_FILE = "index.csv"
 MANIFEST_FILE = "manifest.json"
+VERIFIED_FILE = ".verified.json"
 REQUIRED_COLUMNS = ("label", "identity", "split", "source")
 SPLITS = ("train", "test")
 
@@ -57,6 +64,7 @@ def write_packed(
             "provenance": provenance(seed=settings.get("seed")),
         }
         save_json(manifest, tmp / MANIFEST_FILE)
+    _write_stamp(out_dir, manifest["sha256"])
     return out_dir
 
 
@@ -131,14 +139,67 @@ def verify_manifest(path: str | os.PathLike) -> dict:
     """Recompute the SHA-256 of every data file; raise naming the file that does not match."""
     manifest = read_manifest(path)
     for name, expected in manifest["sha256"].items():
-        file = Path(path) / name
+        _check_hash(Path(path) / name, expected)
+    _write_stamp(path, manifest["sha256"])
+    return manifest
+
+
+def ensure_verified(path: str | os.PathLike, manifest: dict) -> None:
+    """Like :func:`verify_manifest`, but re-hash only files whose state differs from the stamp
+    in ``.verified.json`` (or from what this process already checked); refresh the stamp."""
+    path = Path(path)
+    stamp = _read_stamp(path)
+    hashes = manifest["sha256"]
+    stale = False
+    for name, expected in hashes.items():
+        file = path / name
         if not file.is_file():
             raise FileNotFoundError(f"{file}: listed in the manifest but missing")
-        actual = sha256_of(file)
-        if actual != expected:
-            raise ValueError(f"{file}: SHA-256 {actual[:12]}… does not match the manifest's "
-                             f"{expected[:12]}…; the file changed after preparation")
-    return manifest
+        state = [*_file_state(file), expected]
+        if state == _CHECKED.get(str(file.resolve())) or state == stamp.get(name):
+            continue
+        _check_hash(file, expected)
+        stale = True
+    if stale:
+        _write_stamp(path, hashes)
+
+
+_CHECKED: dict[str, list] = {}  # this process's verified files: resolved path -> state + hash
+
+
+def _check_hash(file: Path, expected: str) -> None:
+    if not file.is_file():
+        raise FileNotFoundError(f"{file}: listed in the manifest but missing")
+    state = _file_state(file)
+    actual = sha256_of(file)
+    if actual != expected:
+        raise ValueError(f"{file}: SHA-256 {actual[:12]}… does not match the manifest's "
+                         f"{expected[:12]}…; the file changed after preparation (prepare the "
+                         f"dataset again, or restore the file)")
+    _CHECKED[str(file.resolve())] = [*state, expected]
+
+
+def _file_state(file: Path) -> list[int]:
+    info = file.stat()
+    return [info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino]
+
+
+def _read_stamp(path: Path) -> dict:
+    try:
+        stamp = load_json(path / VERIFIED_FILE)
+    except (OSError, ValueError):
+        return {}
+    return stamp if isinstance(stamp, dict) else {}
+
+
+def _write_stamp(path: str | os.PathLike, hashes: dict) -> None:
+    """Record the state of files whose hash matched; skipped where the folder is read-only."""
+    path = Path(path)
+    stamp = {name: [*_file_state(path / name), expected] for name, expected in hashes.items()}
+    try:
+        save_json(stamp, path / VERIFIED_FILE)
+    except OSError:
+        pass  # a shared read-only copy: every job re-hashes (still correct, only slower)
 
 
 class PackedDataset:
@@ -152,8 +213,13 @@ class PackedDataset:
                  rows: Sequence[int] | np.ndarray | None = None):
         self.path = Path(path)
         self.manifest = read_manifest(self.path)
+        ensure_verified(self.path, self.manifest)
         table = pd.read_csv(self.path / INDEX_FILE, keep_default_na=False)
-        self._images = np.load(self.path / IMAGES_FILE, mmap_mode="r")
+        try:
+            self._images = np.load(self.path / IMAGES_FILE, mmap_mode="r")
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{self.path / IMAGES_FILE}: cannot be memory-mapped ({err}); "
+                             "truncated? prepare the dataset again") from err
         if len(table) != len(self._images) or len(table) != self.manifest["num_images"]:
             raise ValueError(f"{self.path}: {INDEX_FILE} has {len(table)} rows, {IMAGES_FILE} "
                              f"{len(self._images)}, manifest {self.manifest['num_images']}")

@@ -33,8 +33,18 @@ def missing_raw_data(source: str, raw_dir: str, crop: str = "landmarks") -> str 
     )
 
 
-def prepare_raw(source: str, raw_dir: str, out_dir: str, spec: dict, workers: int = 1) -> None:
-    """Prepare a FaceScrub or CelebA packed dataset as the dataset's config entry says."""
+def prepare_raw(source: str, raw_dir: str, out_dir: str, spec: dict, workers: int = 1,
+                identity_needs: dict[str, int] | None = None) -> None:
+    """Prepare a FaceScrub or CelebA packed dataset as the dataset's config entry says.
+
+    ``identity_needs`` (config key -> identities it needs, ``lsmia.config.identity_needs``) is
+    checked against the identities of the raw release before anything is decoded."""
+    if identity_needs:
+        count = _identity_count(source, raw_dir, spec)
+        short = {key: need for key, need in identity_needs.items() if need > count}
+        if short:
+            raise ValueError(f"{raw_dir} has {count} identities; config keys ask for more: "
+                             + ", ".join(f"'{key}' needs {need}" for key, need in short.items()))
     common = dict(
         image_size=spec["image_size"],
         test_fraction=spec.get("test_fraction", 0.1),
@@ -55,3 +65,11 @@ def prepare_raw(source: str, raw_dir: str, out_dir: str, spec: dict, workers: in
         )
     else:
         raise ValueError(f"source {source!r} has no raw release; expected facescrub or celeba")
+
+
+def _identity_count(source: str, raw_dir: str, spec: dict) -> int:
+    if source == "facescrub":
+        from lsmia.data.facescrub import facescrub_listing
+
+        return len(facescrub_listing(raw_dir)[2])
+    return spec.get("identities", 1000)

@@ -9,6 +9,7 @@ import pandas as pd
 import torch
 
 from lsmia.attacks import load_generator, optimise_stage, sample_stage, save_grid, select_stage
+from lsmia.data.packed import read_manifest
 from lsmia.io import atomic_path, torch_save
 from lsmia.models import load_model
 from lsmia.provenance import provenance
@@ -43,9 +44,21 @@ def _save(result: dict, path, attack: dict, meta: dict, stage: str) -> None:
     torch_save(result, path)
 
 
-def sample_job(*, target, attack: dict, out, device: str) -> None:
-    """Stage 1: score the search space, keep the best latents per class."""
+def check_target_fits_data(target, meta: dict, data_dir) -> None:
+    """The target must classify the identities of the dataset it is attacked on."""
+    classes = read_manifest(data_dir)["num_classes"]
+    if meta["num_classes"] != classes:
+        raise ValueError(f"{target}: the model has {meta['num_classes']} classes but "
+                         f"{data_dir} has {classes} identities; was it trained on another "
+                         "dataset? Retrain it (delete the file) or point to the right one")
+
+
+def sample_job(*, target, attack: dict, out, device: str, data_dir=None) -> None:
+    """Stage 1: score the search space, keep the best latents per class (``data_dir``: the
+    packed private data, whose identity count the target must have)."""
     device, model, meta, generator = _setup(target, attack["generator"], device)
+    if data_dir is not None:
+        check_target_fits_data(target, meta, data_dir)
     settings = attack["sample"]
     result = sample_stage(
         generator, model, attacked_classes(attack.get("classes", "all"), meta["num_classes"]),

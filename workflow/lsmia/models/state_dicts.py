@@ -23,12 +23,35 @@ WRAPPER_PREFIXES = ("model.",)
 
 
 def read_weights_file(path: str | os.PathLike) -> object:
-    """``torch.load`` on CPU with ``weights_only=True`` (no arbitrary code from foreign files)."""
+    """``torch.load`` on CPU with ``weights_only=True`` (no arbitrary code from foreign files).
+
+    An empty, truncated or foreign file raises ValueError naming the path and what it is."""
+    problem = _not_a_torch_file(Path(path))
+    if problem:
+        raise ValueError(f"{path}: {problem}; an interrupted copy, or not a weights file? "
+                         "Delete it and rebuild it (or fetch it again)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         raise ValueError(f"{path}: not loadable as plain tensors and containers (it holds Python "
                          f"objects; re-save only its state dict): {err}") from err
+    except (RuntimeError, EOFError) as err:
+        raise ValueError(f"{path}: a damaged torch.save archive ({str(err).splitlines()[0]}); "
+                         "delete it and rebuild it") from err
+
+
+def _not_a_torch_file(path: Path) -> str | None:
+    """Why ``path`` cannot be a ``torch.save`` file (zip archive, or legacy pickle), if it cannot."""
+    if not path.is_file():
+        return None  # torch.load names a missing file itself
+    size = path.stat().st_size
+    if size == 0:
+        return "empty file (0 bytes)"
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if head == b"PK\x03\x04" or head[:1] == b"\x80":
+        return None
+    return f"not a torch.save file ({size} bytes starting {head!r})"
 
 
 def is_model_file(obj: object) -> bool:

@@ -16,6 +16,10 @@ def expected_calibration_error(probs: torch.Tensor | np.ndarray, labels: torch.T
     if probs.dim() != 2 or labels.shape != probs.shape[:1] or len(labels) == 0:
         raise ValueError(f"expected non-empty N×C probabilities and N labels, got "
                          f"{tuple(probs.shape)} and {tuple(labels.shape)}")
+    if not torch.isfinite(probs).all():
+        bad = int((~torch.isfinite(probs)).any(dim=1).sum())
+        raise ValueError(f"expected finite probabilities; {bad} of {len(probs)} rows are not "
+                         f"(NaN or inf logits from the model)")
     if n_bins < 1:
         raise ValueError(f"n_bins: expected a positive integer, got {n_bins}")
     confidence, prediction = probs.max(dim=1)

@@ -249,12 +249,16 @@ def _limited(train_set: PackedDataset, size: int | None) -> PackedDataset:
 
 
 def _fingerprint(model: nn.Module, recipe: dict, train_set: PackedDataset, input_size: int) -> str:
-    """What a checkpoint must have been made for: recipe, parameter shapes, data, input size."""
+    """What a checkpoint must have been made for: the resolved recipe, the starting weights and
+    buffers (values, so a changed pretrained file or seed starts over), the data (the manifest's
+    hashes, which every ``PackedDataset`` verifies, and the rows) and the input size."""
     digest = hashlib.sha256()
     digest.update(json.dumps(recipe, sort_keys=True, default=str).encode())
     digest.update(type(model).__name__.encode())
     for name, tensor in model.state_dict().items():
         digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
+        values = tensor.detach().to("cpu", memory_format=torch.contiguous_format).reshape(-1)
+        digest.update(values.view(torch.uint8).numpy().tobytes())
     digest.update(json.dumps(train_set.manifest["sha256"], sort_keys=True).encode())
     digest.update(train_set.rows.tobytes())
     digest.update(str(input_size).encode())
