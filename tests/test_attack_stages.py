@@ -20,7 +20,7 @@ class ColourGenerator:
 
     w_dim, num_ws, image_size = 3, 1, 16
 
-    def sample_w(self, n, seed, psi, cutoff):
+    def sample_w(self, n, seed, psi, cutoff, draw="numpy"):
         return psi * torch.randn(n, 1, 3, generator=torch.Generator().manual_seed(seed))
 
     def synthesise(self, w):

@@ -136,7 +136,7 @@ class OvershootGenerator:
 
     w_dim, num_ws, image_size = 3, 1, 8
 
-    def sample_w(self, n, seed, psi, cutoff):
+    def sample_w(self, n, seed, psi, cutoff, draw="numpy"):
         return torch.randn(n, 1, 3, generator=torch.Generator().manual_seed(seed))
 
     def synthesise(self, w):
@@ -186,6 +186,31 @@ def test_stylegan2_search_space_is_the_authors_numpy_draw(monkeypatch, tmp_path)
     for chunk in (1024, 7):
         w = prior.sample_w(2000, seed=42, psi=1.0, cutoff=None, chunk=chunk)
         assert np.array_equal(w[:, 0].numpy(), expected.astype(np.float32))
+
+
+def test_torch_latent_draw_is_a_seeded_torch_generator_and_unknown_draws_fail():
+    from lsmia.attacks.generators import draw_z
+
+    expected = torch.randn(40, 6, generator=torch.Generator().manual_seed(11))
+    assert torch.equal(draw_z(40, 6, 11, "torch"), expected)
+    assert not torch.equal(draw_z(40, 6, 11, "numpy"), expected)
+    with pytest.raises(ValueError, match="'jax'"):
+        draw_z(4, 6, 11, "jax")
+
+
+@pytest.mark.parametrize("draw", ["numpy", "torch"])
+def test_sample_stage_scores_the_configured_draw(draw):
+    from lsmia.attacks import ProceduralFacePrior, sample_stage
+    from lsmia.attacks.generators import draw_z
+
+    prior = ProceduralFacePrior(16, torch.device("cpu"))
+    target = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                 torch.nn.Linear(3, 2))
+    out = sample_stage(prior, target, [0, 1], search_space_size=12, candidates_per_class=3,
+                       psi=1.0, cutoff=None, crop_fraction=1.0, input_size=16, batch_size=5,
+                       seed=5, device=torch.device("cpu"), latent_draw=draw)
+    z = draw_z(12, prior.w_dim, 5, draw)
+    assert torch.equal(out["w"][:, :, 0], z[out["indices"]])
 
 
 def test_procedural_prior_draws_z_the_same_way():

@@ -64,6 +64,7 @@ def validate_config(config: dict) -> dict:
     config["attack"].setdefault("precision", "fp32")
     config["attack"]["optimise"].setdefault("crop_per", "batch")
     config["attack"]["sample"].setdefault("clamp", True)
+    config["attack"]["sample"].setdefault("latent_draw", "numpy")
     for key in ("face", "fid"):
         if config["metrics"][key]["kind"] != "public_model":
             config["metrics"][key].setdefault("input_scaling", "ppa")

@@ -13,8 +13,8 @@ class Generator(Protocol):
     """What the attack needs from an image prior.
 
     ``w_dim``: size of one style vector; ``num_ws``: style layers; ``image_size``: output side.
-    ``sample_w(n, seed, psi, cutoff)``: ``n×num_ws×w_dim`` latents from z = ``draw_z(n, z_dim,
-    seed)``, mapped, and truncated towards the mean w by ``psi`` in the first ``cutoff`` layers
+    ``sample_w(n, seed, psi, cutoff, draw)``: ``n×num_ws×w_dim`` latents from z = ``draw_z(n,
+    z_dim, seed, draw)``, mapped, and truncated towards the mean w by ``psi`` in the first ``cutoff`` layers
     (``None``: all layers).
     ``synthesise(w)``: differentiable images ``N×3×S×S``, nominally in [−1, 1] (not clipped), from
     ``N×num_ws×w_dim`` latents or ``N×w_dim`` ones broadcast to every layer.
@@ -24,16 +24,26 @@ class Generator(Protocol):
     num_ws: int
     image_size: int
 
-    def sample_w(self, n: int, seed: int, psi: float, cutoff: int | None) -> torch.Tensor: ...
+    def sample_w(
+        self, n: int, seed: int, psi: float, cutoff: int | None, draw: str = "numpy"
+    ) -> torch.Tensor: ...
 
     def synthesise(self, w: torch.Tensor) -> torch.Tensor: ...
 
 
-def draw_z(n: int, z_dim: int, seed: int) -> torch.Tensor:
-    """The search space's z, drawn as the authors' code draws it:
-    ``numpy.random.RandomState(seed).randn(n, z_dim)``, as float32 (StyleGAN2's mapping casts its
-    input to float32 too), so the same seed and ``ffhq.pkl`` give the authors' own candidates."""
-    return torch.from_numpy(np.random.RandomState(seed).randn(n, z_dim)).float()
+LATENT_DRAWS = ("numpy", "torch")
+
+
+def draw_z(n: int, z_dim: int, seed: int, method: str = "numpy") -> torch.Tensor:
+    """The search space's z as float32. ``numpy``: the authors' draw,
+    ``numpy.random.RandomState(seed).randn(n, z_dim)`` (StyleGAN2's mapping casts to float32 too),
+    so the same seed and ``ffhq.pkl`` give the authors' own candidates; ``torch``: ``torch.randn``
+    from a CPU ``torch.Generator`` seeded ``seed``."""
+    if method == "numpy":
+        return torch.from_numpy(np.random.RandomState(seed).randn(n, z_dim)).float()
+    if method == "torch":
+        return torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))
+    raise ValueError(f"draw_z: method {method!r} is not one of {list(LATENT_DRAWS)}")
 
 
 def broadcast_w(w: torch.Tensor, num_ws: int) -> torch.Tensor:
@@ -77,9 +87,9 @@ class ProceduralFacePrior:
         self.w_dim = self.model.identity_dim + self.model.nuisance_dim
 
     def sample_w(
-        self, n: int, seed: int, psi: float = 1.0, cutoff: int | None = None
+        self, n: int, seed: int, psi: float = 1.0, cutoff: int | None = None, draw: str = "numpy"
     ) -> torch.Tensor:
-        z = draw_z(n, self.w_dim, seed)[:, None]
+        z = draw_z(n, self.w_dim, seed, draw)[:, None]
         return truncate(z, torch.zeros(self.w_dim), psi, cutoff).to(self.device)
 
     def synthesise(self, w: torch.Tensor) -> torch.Tensor:

@@ -38,10 +38,12 @@ def sample_stage(
     device: torch.device,
     precision: str = "fp32",
     clamp: bool = True,
+    latent_draw: str = "numpy",
 ) -> dict[str, torch.Tensor]:
     """Score ``search_space_size`` latents and keep the best ``candidates_per_class`` per class.
 
-    Latents come from ``generator.sample_w(search_space_size, seed, psi, cutoff)``; each is
+    Latents come from ``generator.sample_w(search_space_size, seed, psi, cutoff, latent_draw)``
+    (``lsmia.attacks.generators.draw_z``); each is
     synthesised, clamped to [−1, 1] (``clamp``, as the authors' code), centre-cropped to
     ``crop_fraction`` and resized to ``input_size``; its score for a class is the
     target's softmax for that class averaged over the image and its horizontal mirror. Per class the
@@ -53,7 +55,7 @@ def sample_stage(
     space).
     """
     target = prepare_target(target, device)
-    latents = generator.sample_w(search_space_size, seed, psi, cutoff).to(device)
+    latents = generator.sample_w(search_space_size, seed, psi, cutoff, latent_draw).to(device)
     scores = []
     for start in tqdm(
         range(0, search_space_size, batch_size), desc="sample", file=sys.stderr, mininterval=10

@@ -51,10 +51,12 @@ class StyleGAN2Prior:
 
     @torch.no_grad()
     def sample_w(
-        self, n: int, seed: int, psi: float = 1.0, cutoff: int | None = None, chunk: int = 1024
+        self, n: int, seed: int, psi: float = 1.0, cutoff: int | None = None,
+        draw: str = "numpy", chunk: int = 1024,
     ) -> torch.Tensor:
-        """``n×num_ws×w_dim`` latents from z = ``draw_z(n, z_dim, seed)`` (the authors' draw)."""
-        z = draw_z(n, self.z_dim, seed)
+        """``n×num_ws×w_dim`` latents from z = ``draw_z(n, z_dim, seed, draw)`` (``numpy``: the
+        authors' draw)."""
+        z = draw_z(n, self.z_dim, seed, draw)
         ws = []
         for start in range(0, n, chunk):
             z_chunk = z[start : start + chunk].to(self.device)

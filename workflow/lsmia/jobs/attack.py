@@ -67,6 +67,7 @@ def sample_job(*, target, attack: dict, out, device: str, data_dir=None) -> None
         cutoff=settings["cutoff"], crop_fraction=settings["crop_fraction"],
         input_size=meta["input_size"], batch_size=settings["batch_size"], seed=attack["seed"],
         device=device, precision=attack["precision"], clamp=settings["clamp"],
+        latent_draw=settings["latent_draw"],
     )
     _save(result, out, attack, meta, "sample")
 
