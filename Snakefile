@@ -3,9 +3,10 @@
 #   snakemake --configfile config/demo.yaml --cores 2 all       # the embedded demo (make demo)
 # The config is validated (workflow/schemas/config.schema.yaml) before any job runs.
 
-if not config:
+# The paper's config is the default; --configfile replaces it, --config overrides keys of either.
+if not workflow.overwrite_configfiles:
 
-    configfile: "config/config.yaml"
+    configfile: f"{workflow.basedir}/config/config.yaml"
 
 
 report: "workflow/report/workflow.rst"

@@ -75,17 +75,6 @@ def test_paper_dry_run_plans_every_artefact_and_puts_attacks_on_gpus(tmp_path, f
         assert "gpu=" not in resources[rule], f"{rule} should not hold a GPU: {resources[rule]}"
 
 
-def test_missing_raw_data_names_what_to_download(tmp_path, fake_raw):
-    empty = tmp_path / "nothing-here"
-    empty.mkdir()
-    configfile = write_config(paper_config(empty, fake_raw / "celeba"), tmp_path / "paper.yaml")
-    run = snakemake(tmp_path, configfile, "-n", "--cores", "1", "all")
-    assert run.returncode != 0
-    message = run.stdout + run.stderr
-    assert f"raw facescrub data is incomplete under {empty}" in message
-    assert "actors/faces" in message and "Download the FaceScrub release" in message
-
-
 @pytest.mark.parametrize(
     ("change", "expected"),
     [

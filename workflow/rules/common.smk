@@ -2,8 +2,15 @@
 import re
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 
-from lsmia.config import ConfigError, attack_settings, resolve_recipe, validate_config
+from lsmia.config import (
+    ConfigError,
+    attack_settings,
+    resolve_recipe,
+    validate_config,
+    without_runtime_settings,
+)
 
 try:
     _validated = validate_config(config)
@@ -106,7 +113,8 @@ def recipe_params(recipe):
 
 
 def attack_params(dataset):
-    return attack_settings(config, dataset)
+    """The attack settings that change results (the rest reach the job through the config)."""
+    return without_runtime_settings(attack_settings(config, dataset))
 
 
 def datasets_of(source):
@@ -115,19 +123,23 @@ def datasets_of(source):
     return _alternatives(names) if names else "(?!)"
 
 
-def raw_input(dataset):
-    """Input function: the raw release of a dataset, checked before any job starts."""
+def packing_spec(wildcards):
+    """A data set's settings without ``raw_dir``: moving the raw release reruns nothing (the job
+    reads ``raw_dir`` from the config)."""
+    return {k: v for k, v in DATASETS[wildcards.dataset].items() if k != "raw_dir"}
 
-    def checked(wildcards):
-        from lsmia.data.raw import missing_raw_data
 
-        spec = DATASETS[wildcards.dataset]
-        problem = missing_raw_data(spec["source"], spec["raw_dir"], spec.get("crop", "landmarks"))
-        if problem:
-            raise WorkflowError(problem)
-        return [spec["raw_dir"]]
+def warn_about_missing_raw_data():
+    """Planning needs no data: one warning lists what is missing of every release still to pack
+    (the preparation jobs fail with the same list); packed data sets need no raw release."""
+    from lsmia.data.raw import missing_raw_releases, raw_data_report
 
-    return checked
+    missing = missing_raw_releases(DATASETS, f"{RES}/data")
+    if missing:
+        logger.warning(raw_data_report(missing))
+
+
+warn_about_missing_raw_data()
 
 
 def generator_inputs(wildcards):

@@ -29,12 +29,10 @@ rule prepare_synthetic:
 
 
 rule prepare_facescrub:
-    input:
-        raw_input("facescrub"),
     output:
         packed("{dataset}", "private"),
     params:
-        spec=lambda wc: DATASETS[wc.dataset],
+        spec=packing_spec,
     wildcard_constraints:
         dataset=datasets_of("facescrub"),
     log:
@@ -50,8 +48,6 @@ rule prepare_facescrub:
 
 
 use rule prepare_facescrub as prepare_celeba with:
-    input:
-        raw_input("celeba"),
     wildcard_constraints:
         dataset=datasets_of("celeba"),
     log:
