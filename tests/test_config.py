@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lsmia.config import ConfigError, attack_settings, load_config, resolve_recipe, validate_config
+from lsmia.config import (
+    ConfigError,
+    attack_settings,
+    load_config,
+    resolve_recipe,
+    validate_config,
+    with_runtime_settings,
+    without_runtime_settings,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -129,3 +137,14 @@ def test_attack_sizes_must_nest_per_dataset(demo):
     config = _edit(config, "datasets/synth/attack", {"sample": {"search_space_size": 10}})
     assert ("'attack.sample.candidates_per_class' (dataset synth): 16 exceeds "
             "'attack.sample.search_space_size' = 10") in _error(config)
+
+
+def test_runtime_settings_stay_out_of_params_and_come_back_from_the_config(paper):
+    config = validate_config(paper)
+    params = without_runtime_settings(attack_settings(config, "celeba"))
+    assert "batch_size" not in params["sample"] and "batch_size" not in params["select"]
+    assert params["optimise"]["batch_size"] == 50, "optimise.batch_size changes results: kept"
+    config["attack"]["sample"]["batch_size"] = 7
+    job = with_runtime_settings(params, config, "celeba")
+    assert job["sample"]["batch_size"] == 7 and job["select"]["batch_size"] == 25
+    assert without_runtime_settings(job) == params

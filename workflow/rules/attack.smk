@@ -29,7 +29,6 @@ rule attack_sample:
         f"{RES}/attacks/{{dataset}}/{{arch}}/{{rs}}/sample.pt",
     params:
         attack=lambda wc: attack_params(wc.dataset),
-        device=config["device"],
     log:
         f"{LOGS}/attack_sample/{{dataset}}/{{arch}}/{{rs}}.log",
     benchmark:
@@ -54,7 +53,6 @@ rule attack_optimise:
         gradients=f"{RES}/attacks/{{dataset}}/{{arch}}/{{rs}}/{{ro}}/gradients.csv",
     params:
         attack=lambda wc: attack_params(wc.dataset),
-        device=config["device"],
         state=lambda wc: f"{RES}/attacks/{wc.dataset}/{wc.arch}/{wc.rs}/{wc.ro}/optimise.state.pt",
     log:
         f"{LOGS}/attack_optimise/{{dataset}}/{{arch}}/{{rs}}/{{ro}}.log",
@@ -81,7 +79,6 @@ rule attack_select:
         grid=f"{RES}/attacks/{{dataset}}/{{arch}}/{{rs}}/{{ro}}/{{rsel}}/images.png",
     params:
         attack=lambda wc: attack_params(wc.dataset),
-        device=config["device"],
     log:
         f"{LOGS}/attack_select/{{dataset}}/{{arch}}/{{rs}}/{{ro}}/{{rsel}}.log",
     benchmark:

@@ -11,8 +11,6 @@ rule real_embeddings:
         f"{RES}/embeddings/{{dataset}}/{{extractor}}.pt",
     params:
         extractor=lambda wc: extractor_spec(wc.dataset, wc.extractor),
-        batch_size=config["metrics"]["batch_size"],
-        device=config["device"],
     wildcard_constraints:
         extractor="|".join(EXTRACTORS),
     log:
@@ -54,9 +52,7 @@ rule attack_metrics:
         extractors=lambda wc: {name: extractor_spec(wc.dataset, name) for name in EXTRACTORS},
         attack=lambda wc: attack_params(wc.dataset),
         prdc_k=config["metrics"]["prdc_k"],
-        batch_size=config["metrics"]["batch_size"],
         synthetic=lambda wc: DATASETS[wc.dataset]["source"] == "synthetic",
-        device=config["device"],
     log:
         f"{LOGS}/attack_metrics/{{dataset}}/{{arch}}/{{rs}}/{{ro}}/{{rsel}}.log",
     benchmark:
@@ -81,7 +77,6 @@ rule knowledge_extraction:
     params:
         arch=ARCHS[config["metrics"]["knowledge"]["architecture"]],
         recipe=recipe_params(config["metrics"]["knowledge"]["recipe"]),
-        device=config["device"],
         workdir=lambda wc: f"{RES}/attacks/{wc.dataset}/{wc.arch}/{wc.recipe}/{wc.recipe}/{wc.recipe}/knowledge",
     log:
         f"{LOGS}/knowledge_extraction/{{dataset}}/{{arch}}/{{recipe}}.log",

@@ -161,7 +161,6 @@ if "embeddings" in ART:
             csv=f"{PAPER}/embeddings.csv",
         params:
             spec=ART["embeddings"],
-            device=config["device"],
         log:
             f"{LOGS}/paper/embeddings.log",
         benchmark:

@@ -33,7 +33,6 @@ rule pretrain_public:
         arch=lambda wc: ARCHS[wc.arch],
         recipe=lambda wc: recipe_params("public") if "public" in config["recipes"] else config["training"],
         names=lambda wc: {"architecture": wc.arch, "recipe": "public"},
-        device=config["device"],
         workdir=lambda wc: f"{RES}/models/{wc.dataset}/public/{wc.arch}/checkpoint",
     wildcard_constraints:
         dataset=datasets_of("synthetic"),
@@ -63,7 +62,6 @@ rule train_target:
         arch=lambda wc: ARCHS[wc.arch],
         recipe=lambda wc: recipe_params(wc.recipe),
         names=lambda wc: {"architecture": wc.arch, "recipe": wc.recipe},
-        device=config["device"],
         workdir=lambda wc: f"{RES}/models/{wc.dataset}/{wc.arch}/{wc.recipe}/checkpoint",
     log:
         f"{LOGS}/train_target/{{dataset}}/{{arch}}/{{recipe}}.log",
@@ -101,7 +99,6 @@ rule train_evaluation_model:
             "architecture": DATASETS[wc.dataset]["evaluation"]["architecture"],
             "recipe": DATASETS[wc.dataset]["evaluation"]["recipe"],
         },
-        device=config["device"],
         workdir=lambda wc: f"{RES}/models/{wc.dataset}/evaluation/checkpoint",
     log:
         f"{LOGS}/train_evaluation_model/{{dataset}}.log",
