@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
 
+import pytest
 import yaml
 from workflow_helpers import REPO, SNAKEFILE, write_config
 
@@ -131,3 +133,73 @@ def test_only_unpacked_datasets_are_reported(tmp_path):
     output = run.stdout + run.stderr
     assert "raw data missing for 1 data set(s)" in output
     assert "data set 'celeba'" in output and "data set 'facescrub'" not in output
+
+
+# --- cluster conventions --------------------------------------------------------------------------
+
+PROFILE = REPO / "profiles" / "slurm"
+TRIVIAL_RULES = ("toy_example", "main_table", "stage_ablation", "architectures", "training_size",
+                 "alpha_sweep", "defence_comparison", "gradient_similarity", "sample_grid", "claims")
+
+
+@pytest.fixture(scope="module")
+def paper_workflow(tmp_path_factory):
+    """The paper's rules as Snakemake parsed them (no DAG, no data)."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
+
+    workdir = tmp_path_factory.mktemp("parsed")
+    with SnakemakeApi(OutputSettings()) as api:
+        parsed = api.workflow(resource_settings=ResourceSettings(), config_settings=ConfigSettings(),
+                              snakefile=SNAKEFILE, workdir=workdir)
+        yield parsed._workflow
+
+
+def test_trivial_jobs_run_where_snakemake_runs(paper_workflow):
+    # Workflow.is_local() says True for every rule without a cluster executor; the directive's
+    # record is the set of local rules. A rule in a group would be submitted with its group.
+    for name in TRIVIAL_RULES:
+        rule = paper_workflow.get_rule(name)
+        assert name in paper_workflow._localrules or rule.group is not None, name
+    for name in ("embeddings", "train_target", "attack_optimise", "prepare_facescrub"):
+        assert name not in paper_workflow._localrules, f"{name} must be a cluster job"
+
+
+def profile(**environ) -> dict:
+    """profiles/slurm/config.yaml as Snakemake reads it, with the given environment variables."""
+    script = "import json, sys, yte; print(json.dumps(yte.process_yaml(sys.stdin, require_use_yte=True)))"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("LSMIA_")}
+    run = subprocess.run([sys.executable, "-c", script], input=(PROFILE / "config.yaml").read_text(),
+                         capture_output=True, text=True, env={**env, **environ}, check=True)
+    return json.loads(run.stdout)
+
+
+def test_gres_route_covers_every_gpu_rule_and_nothing_else(paper_workflow):
+    gpu_rules = {rule.name for rule in paper_workflow.rules if rule.resources.get("gpu") == 1}
+    assert "attack_optimise" in gpu_rules and "pretrain_public" in gpu_rules
+    assert "set-resources" not in profile(), "by default the rules' own resources apply unchanged"
+    routed = profile(LSMIA_SLURM_GPU_GRES="gpu:a100:1")["set-resources"]
+    assert set(routed) == gpu_rules
+    for resources in routed.values():
+        assert resources == {"gpu": 0, "gres": "'gpu:a100:1'"}, "the plugin refuses gpu with gres"
+    partitioned = profile(LSMIA_SLURM_GPU_PARTITION="gpu")["set-resources"]
+    assert set(partitioned) == gpu_rules
+    assert all(resources == {"slurm_partition": "'gpu'"} for resources in partitioned.values())
+
+
+def test_slurm_dry_run_caps_wall_time_and_requests_gpus_by_gres(tmp_path):
+    env = {**os.environ, "LSMIA_MAX_RUNTIME": "600", "LSMIA_SLURM_GPU_GRES": "gpu:1"}
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory",
+               str(tmp_path), "-n", "--profile", str(PROFILE), "--", "all"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    resources = {}
+    for block in run.stdout.split("\nrule ")[1:]:
+        match = re.search(r"^\s+resources: (.*)$", block, flags=re.MULTILINE)
+        resources.setdefault(block.split(":", 1)[0], dict(
+            item.split("=", 1) for item in match.group(1).split(", ")) if match else {})
+    assert resources["attack_optimise"]["runtime"] == "600"  # declared 1440, capped
+    assert resources["train_target"]["runtime"] == "480"
+    for rule in ("train_target", "attack_optimise", "attack_metrics"):
+        assert (resources[rule]["gpu"], resources[rule]["gres"]) == ("0", "gpu:1"), rule
+    assert "gres" not in resources["prepare_facescrub"]

@@ -36,8 +36,8 @@ rule attack_sample:
     threads: 1
     resources:
         gpu=1,
-        mem_mb=32000,
-        runtime=120,
+        mem_mb=memory(32000),
+        runtime=runtime(180),
     script:
         "../scripts/attack_stage.py"
 
@@ -62,8 +62,8 @@ rule attack_optimise:
     threads: 1
     resources:
         gpu=1,
-        mem_mb=32000,
-        runtime=1440,
+        mem_mb=memory(32000),
+        runtime=runtime(1440, resumable=True),
     script:
         "../scripts/attack_stage.py"
 
@@ -86,7 +86,7 @@ rule attack_select:
     threads: 1
     resources:
         gpu=1,
-        mem_mb=32000,
-        runtime=240,
+        mem_mb=memory(32000),
+        runtime=runtime(240),
     script:
         "../scripts/attack_stage.py"

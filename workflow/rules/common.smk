@@ -4,6 +4,7 @@ import re
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
+from lsmia.cluster import max_runtime, wall_time
 from lsmia.config import (
     ConfigError,
     attack_settings,
@@ -41,6 +42,21 @@ wildcard_constraints:
     ro=_RECIPE_RE,
     rsel=_RECIPE_RE,
     part="private|public",
+
+
+# Job sizes for the paper on one A100-class GPU; profiles override them only where a cluster needs.
+MAX_RUNTIME = max_runtime()
+
+
+def runtime(minutes, resumable=False):
+    """The ``runtime`` resource (minutes): the same on every attempt for a job that resumes from its
+    checkpoint, ``minutes`` × attempt for others; never above LSMIA_MAX_RUNTIME (default 24 h)."""
+    return lambda wildcards, attempt: wall_time(minutes, attempt, resumable, MAX_RUNTIME)
+
+
+def memory(mb):
+    """The ``mem_mb`` resource: ``mb`` × attempt (a job killed for memory gets more next time)."""
+    return lambda wildcards, attempt: mb * attempt
 
 
 PACKED_FILES = ("images.npy", "index.csv", "manifest.json")

@@ -22,8 +22,8 @@ rule prepare_synthetic:
         f"{BENCH}/prepare_synthetic/{{dataset}}.tsv"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=20,
+        mem_mb=memory(8000),
+        runtime=runtime(30),
     script:
         "../scripts/prepare_synthetic.py"
 
@@ -41,8 +41,8 @@ rule prepare_facescrub:
         f"{BENCH}/prepare_facescrub/{{dataset}}.tsv"
     threads: 8
     resources:
-        mem_mb=32000,
-        runtime=120,
+        mem_mb=memory(32000),
+        runtime=runtime(180),
     script:
         "../scripts/prepare_raw.py"
 

@@ -20,8 +20,8 @@ rule real_embeddings:
     threads: 1
     resources:
         gpu=1,
-        mem_mb=32000,
-        runtime=120,
+        mem_mb=memory(32000),
+        runtime=runtime(120),
     script:
         "../scripts/real_embeddings.py"
 
@@ -60,8 +60,8 @@ rule attack_metrics:
     threads: 1
     resources:
         gpu=1,
-        mem_mb=32000,
-        runtime=120,
+        mem_mb=memory(32000),
+        runtime=runtime(240),
     script:
         "../scripts/attack_metrics.py"
 
@@ -86,7 +86,7 @@ rule knowledge_extraction:
     threads: 1
     resources:
         gpu=1,
-        mem_mb=32000,
-        runtime=720,
+        mem_mb=memory(32000),
+        runtime=runtime(360, resumable=True),
     script:
         "../scripts/knowledge_extraction.py"

@@ -1,5 +1,8 @@
 # The paper's tables and figures: one rule per artefact, named after what it shows, each writing
 # its data (CSV) next to its table (Markdown, LaTeX) or figure (PNG, PDF) in results/<exp>/paper/.
+# Tables, figures and the claims check take seconds on one core and no GPU: `localrule: True` runs
+# them where Snakemake runs (on a cluster: the login node) instead of queueing them; `embeddings`
+# evaluates the target models and stays a job.
 ART = config["artefacts"]
 PAPER = f"{RES}/paper"
 TABLE = ("csv", "md", "tex")
@@ -86,6 +89,7 @@ rule toy_example:
         figure=_report("toy_example", "png", "Toy example"),
         pdf=f"{PAPER}/toy_example.pdf",
         csv=f"{PAPER}/toy_example.csv",
+    localrule: True
     log:
         f"{LOGS}/paper/toy_example.log",
     benchmark:
@@ -111,6 +115,7 @@ for _name in ("main_table", "stage_ablation", "architectures"):
         params:
             artefact=_name,
             spec=ART[_name],
+        localrule: True
         log:
             f"{LOGS}/paper/{_name}.log",
         benchmark:
@@ -140,6 +145,7 @@ for _name in ("training_size", "alpha_sweep", "defence_comparison"):
         params:
             artefact=_name,
             spec=ART[_name],
+        localrule: True
         log:
             f"{LOGS}/paper/{_name}.log",
         benchmark:
@@ -181,6 +187,7 @@ if "gradient_similarity" in ART:
             figure=_report("gradient_similarity", "png", "Figures"),
             pdf=f"{PAPER}/gradient_similarity.pdf",
             csv=f"{PAPER}/gradient_similarity.csv",
+        localrule: True
         log:
             f"{LOGS}/paper/gradient_similarity.log",
         benchmark:
@@ -203,6 +210,7 @@ if "sample_grid" in ART:
             csv=f"{PAPER}/sample_grid.csv",
         params:
             spec=ART["sample_grid"],
+        localrule: True
         log:
             f"{LOGS}/paper/sample_grid.log",
         benchmark:
@@ -235,6 +243,7 @@ rule claims:
     params:
         spec=ART,
         gradient_recipes=[t[2] for t in _triples("gradient_similarity")] if "gradient_similarity" in ART else [],
+    localrule: True
     log:
         f"{LOGS}/paper/claims.log",
     benchmark:

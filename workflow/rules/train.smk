@@ -44,8 +44,8 @@ rule pretrain_public:
     threads: 1
     resources:
         gpu=1,
-        mem_mb=8000,
-        runtime=60,
+        mem_mb=memory(8000),
+        runtime=runtime(60, resumable=True),
     script:
         "../scripts/train.py"
 
@@ -71,8 +71,8 @@ rule train_target:
     threads: 1
     resources:
         gpu=1,
-        mem_mb=32000,
-        runtime=720,
+        mem_mb=memory(32000),
+        runtime=runtime(480, resumable=True),
     script:
         "../scripts/train.py"
 
@@ -108,7 +108,7 @@ rule train_evaluation_model:
     threads: 1
     resources:
         gpu=1,
-        mem_mb=32000,
-        runtime=720,
+        mem_mb=memory(32000),
+        runtime=runtime(480, resumable=True),
     script:
         "../scripts/train.py"
