@@ -17,6 +17,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/attack.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/paper_inputs.smk"
 include: "workflow/rules/paper.smk"
 
 

@@ -1,8 +1,16 @@
 # Configuration, validation, wildcard constraints and path helpers shared by every rule file.
+import os
 import re
+import sys
 
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
+
+# The workflow's own library (workflow/lsmia) is what its rules import: here, and in every job,
+# also in a conda environment (--sdm conda) that does not install this repository.
+LIBRARY = os.path.join(workflow.basedir, "workflow")
+sys.path.insert(0, LIBRARY)
+os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [LIBRARY, os.getenv("PYTHONPATH")])))
 
 from lsmia.cluster import max_runtime, wall_time
 from lsmia.config import (
@@ -182,3 +190,27 @@ def extractor_spec(dataset, name):
 
 def embeddings_file(dataset, name):
     return f"{RES}/embeddings/{dataset}/{name}.pt"
+
+
+def _evaluation_inputs(wildcards):
+    spec = DATASETS[wildcards.dataset]["evaluation"]
+    inputs = {"data": packed(wildcards.dataset), "pretrained": pretrained_input(spec["architecture"])}
+    if spec.get("init_from"):
+        inputs["init"] = evaluation_model(spec["init_from"])
+    return inputs
+
+
+def _metrics_inputs(wildcards):
+    dataset = wildcards.dataset
+    inputs = {
+        "selected": f"{attack_dir(dataset, wildcards.arch, wildcards.rs, wildcards.ro, wildcards.rsel)}/select.pt",
+        "optimised": f"{attack_dir(dataset, wildcards.arch, wildcards.rs, wildcards.ro)}/optimise.pt",
+        "data": packed(dataset),
+        "evaluation_model": evaluation_model(dataset),
+        **{f"embeddings_{name}": embeddings_file(dataset, name) for name in EXTRACTORS},
+        **{f"extractor_{name}": extractor_spec(dataset, name)["path"] for name in ("face", "fid")},
+        **generator_inputs(wildcards),
+    }
+    if DATASETS[dataset]["source"] == "synthetic":
+        inputs["private_codes"] = f"{RES}/data/{dataset}/private/identity_codes.npy"
+    return inputs

@@ -22,24 +22,10 @@ rule real_embeddings:
         gpu=1,
         mem_mb=memory(32000),
         runtime=runtime(120),
+    conda:
+        "../../envs/lsmia.yaml"
     script:
         "../scripts/real_embeddings.py"
-
-
-def _metrics_inputs(wildcards):
-    dataset = wildcards.dataset
-    inputs = {
-        "selected": f"{attack_dir(dataset, wildcards.arch, wildcards.rs, wildcards.ro, wildcards.rsel)}/select.pt",
-        "optimised": f"{attack_dir(dataset, wildcards.arch, wildcards.rs, wildcards.ro)}/optimise.pt",
-        "data": packed(dataset),
-        "evaluation_model": evaluation_model(dataset),
-        **{f"embeddings_{name}": embeddings_file(dataset, name) for name in EXTRACTORS},
-        **{f"extractor_{name}": extractor_spec(dataset, name)["path"] for name in ("face", "fid")},
-        **generator_inputs(wildcards),
-    }
-    if DATASETS[dataset]["source"] == "synthetic":
-        inputs["private_codes"] = f"{RES}/data/{dataset}/private/identity_codes.npy"
-    return inputs
 
 
 rule attack_metrics:
@@ -62,6 +48,8 @@ rule attack_metrics:
         gpu=1,
         mem_mb=memory(32000),
         runtime=runtime(240),
+    conda:
+        "../../envs/lsmia.yaml"
     script:
         "../scripts/attack_metrics.py"
 
@@ -88,5 +76,7 @@ rule knowledge_extraction:
         gpu=1,
         mem_mb=memory(32000),
         runtime=runtime(360, resumable=True),
+    conda:
+        "../../envs/lsmia.yaml"
     script:
         "../scripts/knowledge_extraction.py"

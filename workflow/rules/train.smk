@@ -14,12 +14,10 @@ rule fetch_weights:
         files={key: weights_file(key) for key in config["weights"]},
     log:
         f"{LOGS}/fetch_weights.log",
+    conda:
+        "../../envs/lsmia.yaml"
     script:
         "../scripts/fetch_weights.py"
-
-
-def _public_dataset():
-    return next((n for n, d in DATASETS.items() if d["source"] == "synthetic"), None)
 
 
 rule pretrain_public:
@@ -46,6 +44,8 @@ rule pretrain_public:
         gpu=1,
         mem_mb=memory(8000),
         runtime=runtime(60, resumable=True),
+    conda:
+        "../../envs/lsmia.yaml"
     script:
         "../scripts/train.py"
 
@@ -73,16 +73,10 @@ rule train_target:
         gpu=1,
         mem_mb=memory(32000),
         runtime=runtime(480, resumable=True),
+    conda:
+        "../../envs/lsmia.yaml"
     script:
         "../scripts/train.py"
-
-
-def _evaluation_inputs(wildcards):
-    spec = DATASETS[wildcards.dataset]["evaluation"]
-    inputs = {"data": packed(wildcards.dataset), "pretrained": pretrained_input(spec["architecture"])}
-    if spec.get("init_from"):
-        inputs["init"] = evaluation_model(spec["init_from"])
-    return inputs
 
 
 rule train_evaluation_model:
@@ -110,5 +104,7 @@ rule train_evaluation_model:
         gpu=1,
         mem_mb=memory(32000),
         runtime=runtime(480, resumable=True),
+    conda:
+        "../../envs/lsmia.yaml"
     script:
         "../scripts/train.py"
