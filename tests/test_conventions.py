@@ -203,3 +203,56 @@ def test_slurm_dry_run_caps_wall_time_and_requests_gpus_by_gres(tmp_path):
     for rule in ("train_target", "attack_optimise", "attack_metrics"):
         assert (resources[rule]["gpu"], resources[rule]["gres"]) == ("0", "gpu:1"), rule
     assert "gres" not in resources["prepare_facescrub"]
+
+
+# --- one software environment, lint and format ----------------------------------------------------
+
+def pins(lines) -> dict[str, str]:
+    """{package: version} of ``name==version`` lines (comments and blanks skipped)."""
+    found = {}
+    for line in lines:
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, version = line.split("==")
+            found[name.lower()] = version
+    return found
+
+
+def test_conda_env_pins_what_requirements_txt_pins():
+    env = yaml.safe_load((REPO / "envs/lsmia.yaml").read_text())
+    (pip,) = [entry["pip"] for entry in env["dependencies"] if isinstance(entry, dict)]
+    assert not [line for line in pip if line.startswith("-")], "no -r/-e: Snakemake copies the file"
+    assert pins(pip) == pins((REPO / "requirements.txt").read_text().splitlines())
+    assert "python=3.11" in env["dependencies"]
+    post_deploy = (REPO / "envs/lsmia.post-deploy.sh").read_text()
+    extra = pins((REPO / "requirements-extra.txt").read_text().splitlines())
+    assert extra, "requirements-extra.txt lists the --no-deps packages"
+    for name, version in extra.items():
+        assert f"pip install --no-deps {name}=={version}" in post_deploy
+
+
+def test_every_rule_that_runs_code_uses_the_one_conda_env(paper_workflow):
+    env = (REPO / "envs/lsmia.yaml").resolve()
+    for rule in paper_workflow.rules:
+        if rule.norun:
+            continue
+        declared = rule.conda_env and (REPO / "workflow/rules" / rule.conda_env).resolve()
+        assert declared == env, f"rule {rule.name}: conda {rule.conda_env!r}"
+
+
+@pytest.mark.parametrize("configfile", [None, "config/demo.yaml"], ids=["paper", "demo"])
+def test_snakemake_lint_reports_nothing(tmp_path, configfile):
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory",
+               str(tmp_path), "--lint"]
+    if configfile:
+        command += ["--configfile", str(REPO / configfile)]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    output = run.stdout + run.stderr
+    assert "Lints for" not in output, output[-4000:]
+    assert "your workflow is in a good condition" in output, output[-4000:]
+
+
+def test_rule_files_are_formatted_by_snakefmt():
+    run = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow/rules"],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, f"run snakefmt Snakefile workflow/rules:\n{run.stderr[-3000:]}"

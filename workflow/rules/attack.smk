@@ -16,6 +16,8 @@ rule fetch_stylegan2:
         spec=config.get("stylegan2", {}),
     log:
         f"{LOGS}/fetch_stylegan2.log",
+    conda:
+        "../../envs/lsmia.yaml"
     script:
         "../scripts/fetch_stylegan2.py"
 
@@ -38,6 +40,8 @@ rule attack_sample:
         gpu=1,
         mem_mb=memory(32000),
         runtime=runtime(180),
+    conda:
+        "../../envs/lsmia.yaml"
     script:
         "../scripts/attack_stage.py"
 
@@ -64,6 +68,8 @@ rule attack_optimise:
         gpu=1,
         mem_mb=memory(32000),
         runtime=runtime(1440, resumable=True),
+    conda:
+        "../../envs/lsmia.yaml"
     script:
         "../scripts/attack_stage.py"
 
@@ -88,5 +94,7 @@ rule attack_select:
         gpu=1,
         mem_mb=memory(32000),
         runtime=runtime(240),
+    conda:
+        "../../envs/lsmia.yaml"
     script:
         "../scripts/attack_stage.py"

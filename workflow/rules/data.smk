@@ -24,6 +24,8 @@ rule prepare_synthetic:
     resources:
         mem_mb=memory(8000),
         runtime=runtime(30),
+    conda:
+        "../../envs/lsmia.yaml"
     script:
         "../scripts/prepare_synthetic.py"
 
@@ -43,6 +45,8 @@ rule prepare_facescrub:
     resources:
         mem_mb=memory(32000),
         runtime=runtime(180),
+    conda:
+        "../../envs/lsmia.yaml"
     script:
         "../scripts/prepare_raw.py"
 
