@@ -33,7 +33,8 @@ for _name in ("main_table", "stage_ablation", "architectures"):
         input:
             **metrics_inputs(_name, with_knowledge=_name == "main_table"),
         output:
-            table=_report(_name, "md", "Tables"),
+            table=_report(_name, "html", "Tables"),
+            md=f"{PAPER}/{_name}.md",
             csv=f"{PAPER}/{_name}.csv",
             tex=f"{PAPER}/{_name}.tex",
         params:
@@ -65,7 +66,8 @@ for _name in ("training_size", "alpha_sweep", "defence_comparison"):
             figure=_report(_figure, "png", "Figures", _name),
             pdf=f"{PAPER}/{_figure}.pdf",
             figure_csv=f"{PAPER}/{_figure}.csv",
-            table=_report(_table, "md", "Tables", _name),
+            table=_report(_table, "html", "Tables", _name),
+            md=f"{PAPER}/{_table}.md",
             csv=f"{PAPER}/{_table}.csv",
             tex=f"{PAPER}/{_table}.tex",
         params:
@@ -158,7 +160,8 @@ rule claims:
     input:
         unpack(_claims_inputs),
     output:
-        md=_report("claims", "md", "Claims"),
+        md=f"{PAPER}/claims.md",
+        html=_report("claims", "html", "Claims"),
         csv=f"{PAPER}/claims.csv",
     params:
         spec=ART,

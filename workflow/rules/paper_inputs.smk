@@ -2,7 +2,7 @@
 # their output files and input functions (the rules are in paper.smk).
 ART = config["artefacts"]
 PAPER = f"{RES}/paper"
-TABLE = ("csv", "md", "tex")
+TABLE = ("csv", "md", "tex", "html")
 FIGURE = ("png", "pdf", "csv")
 
 
@@ -68,7 +68,7 @@ ARTEFACT_OUTPUTS = {
 def paper_artefacts():
     """Every artefact the config asks for, and the claims check."""
     files = [f for name in ART for f in ARTEFACT_OUTPUTS[name]]
-    return files + _files("claims", ("md", "csv"))
+    return files + _files("claims", ("md", "csv", "html"))
 
 
 def _report(stem, extension, category, artefact=None):
