@@ -256,3 +256,27 @@ def test_rule_files_are_formatted_by_snakefmt():
     run = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow/rules"],
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, f"run snakefmt Snakefile workflow/rules:\n{run.stderr[-3000:]}"
+
+
+# --- report command, licence and citation ---------------------------------------------------------
+
+def test_make_report_builds_the_report_of_any_config(tmp_path):
+    config = yaml.safe_load((REPO / "config/demo.yaml").read_text())
+    config["experiment"] = "elsewhere"
+    configfile = write_config(config, tmp_path / "elsewhere.yaml")
+    run = subprocess.run(["make", "-n", "report", f"CONFIG={configfile}"], cwd=REPO,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert f"--configfile {configfile} --cores 1 --report results/elsewhere/report.html" in run.stdout
+
+
+def test_licence_and_citation():
+    assert (REPO / "LICENSE").read_text().startswith("MIT License")
+    cff = yaml.safe_load((REPO / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0" and cff["license"] == "MIT"
+    version = re.search(r'^version = "(.+)"$', (REPO / "pyproject.toml").read_text(), re.MULTILINE)
+    assert cff["version"] == version.group(1)
+    paper = cff["preferred-citation"]
+    assert [a["family-names"] for a in paper["authors"]] == ["Struppek", "Hintersdorf", "Kersting"]
+    assert paper["year"] == 2024 and "ICLR" in paper["conference"]["name"]
+    assert paper["url"] == "https://arxiv.org/abs/2310.06549"
