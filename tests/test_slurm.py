@@ -32,7 +32,7 @@ DEMO_TIMEOUT_S = 900
 
 # What the test cluster needs beyond profiles/slurm, given on the command line so that the profile
 # keeps the plugin defaults real clusters need: no accounting database here, so job states come
-# from squeue (reliable while MinJobAge=300 s >= 3 x the first check), polled after 2 s, not 40 s.
+# from squeue (reliable while MinJobAge=900 s >= 3 x the first check), polled after 2 s, not 40 s.
 TEST_CLUSTER_ARGS = [
     "--slurm-status-command=squeue",
     "--slurm-init-seconds-before-status-checks=2",
