@@ -22,6 +22,6 @@ include: "workflow/rules/paper.smk"
 
 
 rule all:
+    default_target: True
     input:
         paper_artefacts(),
-    default_target: True

@@ -42,6 +42,7 @@ def _alternatives(names):
 
 _RECIPE_RE = f"(?:{_alternatives(config['recipes'])})(?:-n[0-9]+)?"
 
+
 wildcard_constraints:
     dataset=_alternatives(DATASETS),
     arch=_alternatives(ARCHS),
@@ -194,7 +195,10 @@ def embeddings_file(dataset, name):
 
 def _evaluation_inputs(wildcards):
     spec = DATASETS[wildcards.dataset]["evaluation"]
-    inputs = {"data": packed(wildcards.dataset), "pretrained": pretrained_input(spec["architecture"])}
+    inputs = {
+        "data": packed(wildcards.dataset),
+        "pretrained": pretrained_input(spec["architecture"]),
+    }
     if spec.get("init_from"):
         inputs["init"] = evaluation_model(spec["init_from"])
     return inputs

@@ -12,20 +12,20 @@ rule prepare_synthetic:
             category="Data",
             caption="../report/synthetic_faces.rst",
         ),
-    params:
-        spec=lambda wc: DATASETS[wc.dataset],
-    wildcard_constraints:
-        dataset=datasets_of("synthetic"),
     log:
         f"{LOGS}/prepare_synthetic/{{dataset}}.log",
     benchmark:
         f"{BENCH}/prepare_synthetic/{{dataset}}.tsv"
+    wildcard_constraints:
+        dataset=datasets_of("synthetic"),
+    conda:
+        "../../envs/lsmia.yaml"
     threads: 1
     resources:
         mem_mb=memory(8000),
         runtime=runtime(30),
-    conda:
-        "../../envs/lsmia.yaml"
+    params:
+        spec=lambda wc: DATASETS[wc.dataset],
     script:
         "../scripts/prepare_synthetic.py"
 
@@ -33,28 +33,28 @@ rule prepare_synthetic:
 rule prepare_facescrub:
     output:
         packed("{dataset}", "private"),
-    params:
-        spec=packing_spec,
-    wildcard_constraints:
-        dataset=datasets_of("facescrub"),
     log:
         f"{LOGS}/prepare_facescrub/{{dataset}}.log",
     benchmark:
         f"{BENCH}/prepare_facescrub/{{dataset}}.tsv"
+    wildcard_constraints:
+        dataset=datasets_of("facescrub"),
+    conda:
+        "../../envs/lsmia.yaml"
     threads: 8
     resources:
         mem_mb=memory(32000),
         runtime=runtime(180),
-    conda:
-        "../../envs/lsmia.yaml"
+    params:
+        spec=packing_spec,
     script:
         "../scripts/prepare_raw.py"
 
 
 use rule prepare_facescrub as prepare_celeba with:
-    wildcard_constraints:
-        dataset=datasets_of("celeba"),
     log:
         f"{LOGS}/prepare_celeba/{{dataset}}.log",
     benchmark:
         f"{BENCH}/prepare_celeba/{{dataset}}.tsv"
+    wildcard_constraints:
+        dataset=datasets_of("celeba"),

@@ -11,14 +11,14 @@ rule toy_example:
         figure=_report("toy_example", "png", "Toy example"),
         pdf=f"{PAPER}/toy_example.pdf",
         csv=f"{PAPER}/toy_example.csv",
-    localrule: True
     log:
         f"{LOGS}/paper/toy_example.log",
     benchmark:
         f"{BENCH}/paper/toy_example.tsv"
-    threads: 1
+    localrule: True
     conda:
         "../../envs/lsmia.yaml"
+    threads: 1
     script:
         "../scripts/paper_toy_example.py"
 
@@ -37,16 +37,16 @@ for _name in ("main_table", "stage_ablation", "architectures"):
             md=f"{PAPER}/{_name}.md",
             csv=f"{PAPER}/{_name}.csv",
             tex=f"{PAPER}/{_name}.tex",
-        params:
-            artefact=_name,
-            spec=ART[_name],
-        localrule: True
         log:
             f"{LOGS}/paper/{_name}.log",
         benchmark:
             f"{BENCH}/paper/{_name}.tsv"
+        localrule: True
         conda:
             "../../envs/lsmia.yaml"
+        params:
+            artefact=_name,
+            spec=ART[_name],
         script:
             "../scripts/paper_table.py"
 
@@ -70,16 +70,16 @@ for _name in ("training_size", "alpha_sweep", "defence_comparison"):
             md=f"{PAPER}/{_table}.md",
             csv=f"{PAPER}/{_table}.csv",
             tex=f"{PAPER}/{_table}.tex",
-        params:
-            artefact=_name,
-            spec=ART[_name],
-        localrule: True
         log:
             f"{LOGS}/paper/{_name}.log",
         benchmark:
             f"{BENCH}/paper/{_name}.tsv"
+        localrule: True
         conda:
             "../../envs/lsmia.yaml"
+        params:
+            artefact=_name,
+            spec=ART[_name],
         script:
             "../scripts/paper_table.py"
 
@@ -95,15 +95,15 @@ if "embeddings" in ART:
             figure=_report("embeddings", "png", "Figures"),
             pdf=f"{PAPER}/embeddings.pdf",
             csv=f"{PAPER}/embeddings.csv",
-        params:
-            spec=ART["embeddings"],
         log:
             f"{LOGS}/paper/embeddings.log",
         benchmark:
             f"{BENCH}/paper/embeddings.tsv"
-        threads: 1
         conda:
             "../../envs/lsmia.yaml"
+        threads: 1
+        params:
+            spec=ART["embeddings"],
         script:
             "../scripts/paper_embeddings.py"
 
@@ -119,11 +119,11 @@ if "gradient_similarity" in ART:
             figure=_report("gradient_similarity", "png", "Figures"),
             pdf=f"{PAPER}/gradient_similarity.pdf",
             csv=f"{PAPER}/gradient_similarity.csv",
-        localrule: True
         log:
             f"{LOGS}/paper/gradient_similarity.log",
         benchmark:
             f"{BENCH}/paper/gradient_similarity.tsv"
+        localrule: True
         conda:
             "../../envs/lsmia.yaml"
         script:
@@ -142,15 +142,15 @@ if "sample_grid" in ART:
             figure=_report("sample_grid", "png", "Figures"),
             pdf=f"{PAPER}/sample_grid.pdf",
             csv=f"{PAPER}/sample_grid.csv",
-        params:
-            spec=ART["sample_grid"],
-        localrule: True
         log:
             f"{LOGS}/paper/sample_grid.log",
         benchmark:
             f"{BENCH}/paper/sample_grid.tsv"
+        localrule: True
         conda:
             "../../envs/lsmia.yaml"
+        params:
+            spec=ART["sample_grid"],
         script:
             "../scripts/paper_sample_grid.py"
 
@@ -163,15 +163,17 @@ rule claims:
         md=f"{PAPER}/claims.md",
         html=_report("claims", "html", "Claims"),
         csv=f"{PAPER}/claims.csv",
-    params:
-        spec=ART,
-        gradient_recipes=[t[2] for t in _triples("gradient_similarity")] if "gradient_similarity" in ART else [],
-    localrule: True
     log:
         f"{LOGS}/paper/claims.log",
     benchmark:
         f"{BENCH}/paper/claims.tsv"
+    localrule: True
     conda:
         "../../envs/lsmia.yaml"
+    params:
+        spec=ART,
+        gradient_recipes=(
+            [t[2] for t in _triples("gradient_similarity")] if "gradient_similarity" in ART else []
+        ),
     script:
         "../scripts/paper_claims.py"

@@ -46,7 +46,8 @@ def metrics_inputs(name, with_knowledge=False):
     if name == "stage_ablation":
         spec = ART[name]
         inputs["attacks"] = [
-            attack_metrics_file(spec["dataset"], spec["architecture"], *c) for c in _stage_combinations()
+            attack_metrics_file(spec["dataset"], spec["architecture"], *c)
+            for c in _stage_combinations()
         ]
     return inputs
 
@@ -59,7 +60,8 @@ ARTEFACT_OUTPUTS = {
     "alpha_sweep": _files("alpha_sweep", FIGURE) + _files("alpha_sweep_table", TABLE),
     "embeddings": _files("embeddings", FIGURE),
     "gradient_similarity": _files("gradient_similarity", FIGURE),
-    "defence_comparison": _files("defence_comparison", TABLE) + _files("defence_comparison_plot", FIGURE),
+    "defence_comparison": _files("defence_comparison", TABLE)
+    + _files("defence_comparison_plot", FIGURE),
     "architectures": _files("architectures", TABLE),
     "sample_grid": _files("sample_grid", FIGURE),
 }

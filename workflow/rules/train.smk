@@ -9,13 +9,13 @@ rule fetch_weights:
     """Download every file under `weights` (needs internet: run it on a login node)."""
     output:
         [weights_file(key) for key in config["weights"]],
-    params:
-        weights=config["weights"],
-        files={key: weights_file(key) for key in config["weights"]},
     log:
         f"{LOGS}/fetch_weights.log",
     conda:
         "../../envs/lsmia.yaml"
+    params:
+        weights=config["weights"],
+        files={key: weights_file(key) for key in config["weights"]},
     script:
         "../scripts/fetch_weights.py"
 
@@ -27,25 +27,27 @@ rule pretrain_public:
     output:
         model=f"{RES}/models/{{dataset}}/public/{{arch}}/model.pt",
         metrics=f"{RES}/models/{{dataset}}/public/{{arch}}/metrics.json",
-    params:
-        arch=lambda wc: ARCHS[wc.arch],
-        recipe=lambda wc: recipe_params("public") if "public" in config["recipes"] else config["training"],
-        names=lambda wc: {"architecture": wc.arch, "recipe": "public"},
-        workdir=lambda wc: f"{RES}/models/{wc.dataset}/public/{wc.arch}/checkpoint",
-    wildcard_constraints:
-        dataset=datasets_of("synthetic"),
     log:
         f"{LOGS}/pretrain_public/{{dataset}}/{{arch}}.log",
         epochs=f"{LOGS}/pretrain_public/{{dataset}}/{{arch}}.epochs.csv",
     benchmark:
         f"{BENCH}/pretrain_public/{{dataset}}/{{arch}}.tsv"
+    wildcard_constraints:
+        dataset=datasets_of("synthetic"),
+    conda:
+        "../../envs/lsmia.yaml"
     threads: 1
     resources:
         gpu=1,
         mem_mb=memory(8000),
         runtime=runtime(60, resumable=True),
-    conda:
-        "../../envs/lsmia.yaml"
+    params:
+        arch=lambda wc: ARCHS[wc.arch],
+        recipe=lambda wc: (
+            recipe_params("public") if "public" in config["recipes"] else config["training"]
+        ),
+        names=lambda wc: {"architecture": wc.arch, "recipe": "public"},
+        workdir=lambda wc: f"{RES}/models/{wc.dataset}/public/{wc.arch}/checkpoint",
     script:
         "../scripts/train.py"
 
@@ -58,23 +60,23 @@ rule train_target:
     output:
         model=f"{RES}/models/{{dataset}}/{{arch}}/{{recipe}}/model.pt",
         metrics=f"{RES}/models/{{dataset}}/{{arch}}/{{recipe}}/metrics.json",
-    params:
-        arch=lambda wc: ARCHS[wc.arch],
-        recipe=lambda wc: recipe_params(wc.recipe),
-        names=lambda wc: {"architecture": wc.arch, "recipe": wc.recipe},
-        workdir=lambda wc: f"{RES}/models/{wc.dataset}/{wc.arch}/{wc.recipe}/checkpoint",
     log:
         f"{LOGS}/train_target/{{dataset}}/{{arch}}/{{recipe}}.log",
         epochs=f"{LOGS}/train_target/{{dataset}}/{{arch}}/{{recipe}}.epochs.csv",
     benchmark:
         f"{BENCH}/train_target/{{dataset}}/{{arch}}/{{recipe}}.tsv"
+    conda:
+        "../../envs/lsmia.yaml"
     threads: 1
     resources:
         gpu=1,
         mem_mb=memory(32000),
         runtime=runtime(480, resumable=True),
-    conda:
-        "../../envs/lsmia.yaml"
+    params:
+        arch=lambda wc: ARCHS[wc.arch],
+        recipe=lambda wc: recipe_params(wc.recipe),
+        names=lambda wc: {"architecture": wc.arch, "recipe": wc.recipe},
+        workdir=lambda wc: f"{RES}/models/{wc.dataset}/{wc.arch}/{wc.recipe}/checkpoint",
     script:
         "../scripts/train.py"
 
@@ -86,6 +88,18 @@ rule train_evaluation_model:
     output:
         model=f"{RES}/models/{{dataset}}/evaluation/model.pt",
         metrics=f"{RES}/models/{{dataset}}/evaluation/metrics.json",
+    log:
+        f"{LOGS}/train_evaluation_model/{{dataset}}.log",
+        epochs=f"{LOGS}/train_evaluation_model/{{dataset}}.epochs.csv",
+    benchmark:
+        f"{BENCH}/train_evaluation_model/{{dataset}}.tsv"
+    conda:
+        "../../envs/lsmia.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=memory(32000),
+        runtime=runtime(480, resumable=True),
     params:
         arch=lambda wc: ARCHS[DATASETS[wc.dataset]["evaluation"]["architecture"]],
         recipe=lambda wc: recipe_params(DATASETS[wc.dataset]["evaluation"]["recipe"]),
@@ -94,17 +108,5 @@ rule train_evaluation_model:
             "recipe": DATASETS[wc.dataset]["evaluation"]["recipe"],
         },
         workdir=lambda wc: f"{RES}/models/{wc.dataset}/evaluation/checkpoint",
-    log:
-        f"{LOGS}/train_evaluation_model/{{dataset}}.log",
-        epochs=f"{LOGS}/train_evaluation_model/{{dataset}}.epochs.csv",
-    benchmark:
-        f"{BENCH}/train_evaluation_model/{{dataset}}.tsv"
-    threads: 1
-    resources:
-        gpu=1,
-        mem_mb=memory(32000),
-        runtime=runtime(480, resumable=True),
-    conda:
-        "../../envs/lsmia.yaml"
     script:
         "../scripts/train.py"
