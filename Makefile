@@ -6,6 +6,9 @@ STAMP   := $(VENV)/.installed
 CORES   ?= 2
 TEST_WORKERS ?= 2
 SNAKE   := $(BIN)/snakemake --configfile config/demo.yaml --cores $(CORES)
+# `make report CONFIG=config/config.yaml`: the HTML report of any config's run.
+CONFIG  ?= config/demo.yaml
+EXPERIMENT = $(shell sed -n 's/^experiment:[[:space:]]*\([^[:space:]#]*\).*/\1/p' $(CONFIG))
 
 .PHONY: venv demo test report clean-demo lint gpu-check
 
@@ -20,10 +23,8 @@ $(STAMP): requirements.txt requirements-extra.txt pyproject.toml
 
 demo: $(STAMP)
 	$(SNAKE) all
-	$(SNAKE) --report results/demo/report.html
-	@echo
-	@echo "Artefacts: results/demo/paper/  (tables .md/.tex/.csv, figures .png/.pdf, claims.md)"
-	@echo "Report:    results/demo/report.html"
+	$(MAKE) --no-print-directory report CONFIG=config/demo.yaml
+	@echo "Artefacts: results/demo/paper/  (tables .md/.tex/.csv/.html, figures .png/.pdf, claims.md)"
 
 # Two workers, one test file each at a time (module fixtures such as the mini demo run once).
 test: $(STAMP)
@@ -33,8 +34,16 @@ test: $(STAMP)
 gpu-check: $(STAMP)
 	$(BIN)/python benchmarks/gpu.py
 
+# Every table inline and the claims check on the front page (needs the finished run's outputs).
+report: $(STAMP)
+	$(BIN)/snakemake --configfile $(CONFIG) --cores 1 --report results/$(EXPERIMENT)/report.html
+	@echo "Report: results/$(EXPERIMENT)/report.html"
+
+# Also part of `make test` (tests/test_conventions.py).
 lint: $(STAMP)
+	$(BIN)/snakemake --lint
 	$(BIN)/snakemake --lint --configfile config/demo.yaml
+	$(BIN)/python -m snakefmt --check Snakefile workflow/rules
 
 clean-demo:
 	rm -rf results/demo logs/demo

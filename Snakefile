@@ -3,13 +3,14 @@
 #   snakemake --configfile config/demo.yaml --cores 2 all       # the embedded demo (make demo)
 # The config is validated (workflow/schemas/config.schema.yaml) before any job runs.
 
-if not config:
+# The paper's config is the default; --configfile replaces it, --config overrides keys of either.
+if not workflow.overwrite_configfiles:
 
     from lsmia.config import read_config_file
 
-    read_config_file("config/config.yaml")  # a YAML syntax error names its line
+    read_config_file(f"{workflow.basedir}/config/config.yaml")  # a YAML syntax error names its line
 
-    configfile: "config/config.yaml"
+    configfile: f"{workflow.basedir}/config/config.yaml"
 
 
 report: "workflow/report/workflow.rst"
@@ -20,10 +21,11 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/attack.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/paper_inputs.smk"
 include: "workflow/rules/paper.smk"
 
 
 rule all:
+    default_target: True
     input:
         paper_artefacts(),
-    default_target: True

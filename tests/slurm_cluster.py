@@ -36,7 +36,9 @@ PROGRAMS = ["munged", "mungekey", "slurmctld", "slurmd", "sbatch", "squeue", "sc
 # profile's real requests (cores, memory for ResNet-152 / StyleGAN2 jobs) are accepted unchanged.
 NODE_CPUS = 64
 NODE_MEMORY_MB = 512_000
-MIN_JOB_AGE_S = 300  # finished jobs stay visible to squeue/scontrol this long
+# Finished jobs stay visible to squeue/scontrol this long: as long as the longest test run
+# (test_slurm.DEMO_TIMEOUT_S), which reads the record of a job preempted at its start.
+MIN_JOB_AGE_S = 900
 STARTUP_TIMEOUT_S = 30.0
 SYSTEM_CONF = Path("/etc/slurm/slurm.conf")
 MACHINE_LOCK = Path("/tmp/lsmia-slurm-cluster.lock")

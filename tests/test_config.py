@@ -7,8 +7,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lsmia.config import (ConfigError, attack_settings, load_config, resolve_recipe,
-                          typed_command_line_config, validate_config)
+from lsmia.config import (
+    ConfigError,
+    attack_settings,
+    load_config,
+    resolve_recipe,
+    typed_command_line_config,
+    validate_config,
+    with_runtime_settings,
+    without_runtime_settings,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -156,21 +164,13 @@ def test_attack_sizes_must_nest_per_dataset(demo):
             "'attack.sample.search_space_size' = 10") in _error(config)
 
 
-def test_imagenet_weights_are_torchvisions_default(paper):
-    """The authors build torchvision models with ``weights=DEFAULT`` (IMAGENET1K_V2 where it
-    exists); each configured file must be that one, hash prefix as torchvision names the file."""
-    import torchvision
-
-    imagenet = {spec["model"] for spec in paper["architectures"].values()
-                if spec.get("pretrained") == "imagenet"}
-    assert imagenet == {"tv:resnet152", "tv:densenet121", "tv:resnext50_32x4d", "tv:inception_v3",
-                        "tv:resnet50"}
-    for model in imagenet:
-        default = torchvision.models.get_model_weights(model[3:]).DEFAULT
-        spec = paper["weights"][model]
-        assert spec["url"] == default.url, model
-        assert spec["sha256"] == default.url.rsplit("-", 1)[1].removesuffix(".pth"), model
-    versions = {model: torchvision.models.get_model_weights(model[3:]).DEFAULT.name
-                for model in imagenet}
-    assert {m for m, v in versions.items() if v == "IMAGENET1K_V2"} == {
-        "tv:resnet152", "tv:resnext50_32x4d", "tv:resnet50"}
+from lsmia.config import (
+    ConfigError,
+    attack_settings,
+    load_config,
+    resolve_recipe,
+    typed_command_line_config,
+    validate_config,
+    with_runtime_settings,
+    without_runtime_settings,
+)

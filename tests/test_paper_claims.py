@@ -151,3 +151,6 @@ def test_write_claims(rows, tmp_path):
     held = int(claims[claims.evaluated].holds.astype(bool).sum())
     assert f"{held} of {evaluated} evaluated claims hold" in md
     assert "**does not hold**" in md and "not evaluated: ξ_train (%) was not computed" in md
+    html = (tmp_path / "claims.html").read_text()  # the report's front page shows it
+    assert f"<p>{held} of {evaluated} evaluated claims hold" in html
+    assert html.count("<tr>") == len(claims) + 1 and "<td>does not hold</td>" in html

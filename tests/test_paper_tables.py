@@ -31,7 +31,7 @@ def written(stem: Path, *exts):
 def test_main_table_files_headers_and_notes(rows, tmp_path):
     table = tables.main_table(rows, **SPEC["main_table"])
     paths = table.write(tmp_path / "main")
-    written(tmp_path / "main", "csv", "md", "tex")
+    written(tmp_path / "main", "csv", "md", "tex", "html")
     csv = pd.read_csv(paths["csv"])
     assert list(csv["Recipe"]) == ["hard", "ls0.1", "nls0.05"]
     assert (
@@ -42,6 +42,9 @@ def test_main_table_files_headers_and_notes(rows, tmp_path):
     assert "| synthfaces | nls0.05 | -0.050 | 86.00 | 20.00 |" in md
     assert "Target model: resnet152" in md and "10 classes × 5 images" in md
     assert "synthetic" in md and "synthetic-face-cnn" in md and "random-inception" in md
+    html = paths["html"].read_text()  # what the report shows inline
+    assert '<td>nls0.05</td><td class="num">-0.050</td><td class="num">86.00</td>' in html
+    assert '<th class="num">Acc@1 (%) ↑</th>' in html and "10 classes × 5 images" in html
     tex = paths["tex"].read_text()
     for token in (
         r"\toprule",

@@ -32,7 +32,7 @@ DEMO_TIMEOUT_S = 900
 
 # What the test cluster needs beyond profiles/slurm, given on the command line so that the profile
 # keeps the plugin defaults real clusters need: no accounting database here, so job states come
-# from squeue (reliable while MinJobAge=300 s >= 3 x the first check), polled after 2 s, not 40 s.
+# from squeue (reliable while MinJobAge=900 s >= 3 x the first check), polled after 2 s, not 40 s.
 TEST_CLUSTER_ARGS = [
     "--slurm-status-command=squeue",
     "--slurm-init-seconds-before-status-checks=2",
@@ -48,6 +48,9 @@ RUN_TIMEOUT_S = 150
 # A two-rule stand-in for the demo, named like the real rules so that the profile's per-rule
 # resources apply: prepare_synthetic (CPU) and train_target (GPU, resumable, SIGTERM-safe).
 TINY_SNAKEFILE = """\
+from lsmia.cluster import max_runtime, wall_time
+
+
 rule all:
     input:
         "results/prepare.json",
@@ -70,6 +73,8 @@ rule train_target:
         "logs/train_target.log",
     resources:
         gpu=1,
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: wall_time(45, attempt, True, max_runtime()),
     script:
         "resumable_training.py"
 """
@@ -135,15 +140,14 @@ def slurm_cluster():
     cluster.stop()
 
 
-def profile_resource(rule: str, name: str, attempt: int):
-    """A resource as profiles/slurm sets it for ``rule`` at ``attempt``, read as Snakemake does."""
+def default_resource(name: str, attempt: int):
+    """A resource as profiles/slurm's default-resources set it at ``attempt``, read as Snakemake does."""
     with open(PROFILE / "config.yaml") as stream:
         profile = yte.process_yaml(stream, require_use_yte=True)
-    value = profile["set-resources"].get(rule, {}).get(name, profile["default-resources"].get(name))
-    return eval(str(value), {"attempt": attempt})
+    return eval(str(profile["default-resources"][name]), {"attempt": attempt})
 
 
-def start_snakemake(cluster: SlurmCluster, workdir: Path, *args: str) -> subprocess.Popen:
+def start_snakemake(cluster: SlurmCluster, workdir: Path, *args: str, env=None) -> subprocess.Popen:
     command = [
         *SNAKEMAKE,
         "--profile",
@@ -155,7 +159,7 @@ def start_snakemake(cluster: SlurmCluster, workdir: Path, *args: str) -> subproc
     with open(workdir / "snakemake.out", "w") as log:  # the child keeps its own descriptor
         return subprocess.Popen(
             [*command, *args],
-            env={**cluster.env, **TEST_CLUSTER_ENV},
+            env={**cluster.env, **TEST_CLUSTER_ENV, **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -220,9 +224,10 @@ def test_tiny_workflow_runs_and_resumes_after_preemption(slurm_cluster, tmp_path
     assert cpu_job["JobState"] == "COMPLETED"
     assert "TresPerJob" not in cpu_job
     assert cpu_job["Account"] == "lsmia-test"
-    assert megabytes(cpu_job["MinMemoryNode"]) == profile_resource("prepare_synthetic", "mem_mb", 1)
+    assert megabytes(cpu_job["MinMemoryNode"]) == default_resource("mem_mb", 1)
 
-    # The GPU job: preempted once, resubmitted with more memory and time, resumed, finished.
+    # The GPU job: preempted once, resubmitted with more memory and the same wall time (it resumes
+    # from its checkpoint), resumed, finished.
     trained = json.loads((tmp_path / "results/train.json").read_text())
     first, second = trained["attempts"]
     assert first["job"] == preempted_job != second["job"]
@@ -236,9 +241,8 @@ def test_tiny_workflow_runs_and_resumes_after_preemption(slurm_cluster, tmp_path
         assert job["TresPerJob"] == "gres:gpu:1", "the gpu resource must become sbatch --gpus=1"
         assert record["cuda_visible_devices"] == "0"
         assert job["Account"] == "lsmia-test"
-        expected_mb = profile_resource("train_target", "mem_mb", attempt)
-        assert record["mem_mb"] == expected_mb == megabytes(job["MinMemoryNode"])
-        assert minutes(job["TimeLimit"]) == profile_resource("train_target", "runtime", attempt)
+        assert record["mem_mb"] == 2000 * attempt == megabytes(job["MinMemoryNode"])
+        assert minutes(job["TimeLimit"]) == 45
         assert job["Requeue"] == "1"
 
     # Slurm's logs stay out of logs/: kept for the failed job only (the plugin's default).
@@ -250,6 +254,28 @@ def test_tiny_workflow_runs_and_resumes_after_preemption(slurm_cluster, tmp_path
         "prepare_synthetic.log",
         "train_target.log",
     ]
+
+
+def test_gpus_can_be_requested_by_gres(slurm_cluster, tmp_path):
+    """LSMIA_SLURM_GPU_GRES: GPU rules are submitted with sbatch --gres=<it> instead of --gpus."""
+    began = time.monotonic()
+    (tmp_path / "Snakefile").write_text(TINY_SNAKEFILE)
+    (tmp_path / "record_job.py").write_text(RECORD_JOB)
+    (tmp_path / "resumable_training.py").write_text(RESUMABLE_TRAINING)
+    process = start_snakemake(slurm_cluster, tmp_path, "--snakefile", str(tmp_path / "Snakefile"),
+                              env={"LSMIA_SLURM_GPU_GRES": "gpu:1", "LSMIA_MAX_RUNTIME": "30"})
+    finish(process, tmp_path, timeout=RUN_TIMEOUT_S)
+    print(f"tiny workflow through Slurm, GPUs by --gres: {time.monotonic() - began:.1f} s")
+
+    (record,) = json.loads((tmp_path / "results/train.json").read_text())["attempts"]
+    job = slurm_cluster.job(record["job"])
+    assert job["JobState"] == "COMPLETED" and job["Partition"] == "gpu"
+    assert "TresPerJob" not in job, "no --gpus next to --gres"
+    assert job["TresPerNode"] == "gres:gpu:1"
+    assert record["cuda_visible_devices"] == "0"
+    assert minutes(job["TimeLimit"]) == 30, "LSMIA_MAX_RUNTIME caps the rule's 45 minutes"
+    prepared = json.loads((tmp_path / "results/prepare.json").read_text())
+    assert "TresPerNode" not in slurm_cluster.job(prepared["SLURM_JOB_ID"])
 
 
 def preempt_when_checkpointed(cluster, process, workdir: Path, deadline: float) -> str:
@@ -304,6 +330,7 @@ def test_demo_attack_through_slurm_survives_preemption_and_equals_a_local_run(sl
 
     preempted = slurm_cluster.job(job)
     assert preempted["JobState"] == "FAILED" and preempted["Partition"] == "gpu"
+    assert minutes(preempted["TimeLimit"]) == 480, "train_target's declared wall time"
     assert preempted["TresPerJob"] == "gres:gpu:1"
     slurm_log = cluster_dir / f"slurm-logs/rule_train_target/synth_tiny_resnet_hard/{job}.log"
     assert "returned non-zero exit status 75" in slurm_log.read_text(), "not the preemption exit"

@@ -1,9 +1,11 @@
 """The Snakefile as a user meets it: planning the paper, refusing bad input, running the demo DAG."""
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -75,17 +77,6 @@ def test_paper_dry_run_plans_every_artefact_and_puts_attacks_on_gpus(tmp_path, f
         assert "gpu=" not in resources[rule], f"{rule} should not hold a GPU: {resources[rule]}"
 
 
-def test_missing_raw_data_names_what_to_download(tmp_path, fake_raw):
-    empty = tmp_path / "nothing-here"
-    empty.mkdir()
-    configfile = write_config(paper_config(empty, fake_raw / "celeba"), tmp_path / "paper.yaml")
-    run = snakemake(tmp_path, configfile, "-n", "--cores", "1", "all")
-    assert run.returncode != 0
-    message = run.stdout + run.stderr
-    assert f"raw facescrub data is incomplete under {empty}" in message
-    assert "actors/faces" in message and "Download the FaceScrub release" in message
-
-
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
@@ -124,9 +115,9 @@ def test_mini_demo_builds_every_artefact_with_provenance(mini_demo):
         "architectures": ("md", "csv", "tex"), "training_size": ("png", "pdf", "csv"),
         "training_size_table": ("md", "csv", "tex"), "alpha_sweep": ("png", "pdf", "csv"),
         "alpha_sweep_table": ("md", "csv", "tex"), "embeddings": ("png", "pdf", "csv"),
-        "gradient_similarity": ("png", "pdf", "csv"), "defence_comparison": ("md", "csv", "tex"),
+        "gradient_similarity": ("png", "pdf", "csv"), "defence_comparison": ("md", "csv", "tex", "html"),
         "defence_comparison_plot": ("png", "pdf", "csv"), "sample_grid": ("png", "pdf", "csv"),
-        "claims": ("md", "csv"),
+        "claims": ("md", "csv", "html"),
     }
     for stem, extensions in expected.items():
         for extension in extensions:
@@ -140,15 +131,54 @@ def test_mini_demo_builds_every_artefact_with_provenance(mini_demo):
     assert record["versions"]["torch"] and re.fullmatch(r"[0-9a-f]{40}(\+dirty)?|unknown", record["git_commit"])
 
 
+def report_script_json(html: str, script_id: str, variable: str):
+    """The JSON value a Snakemake report assigns in ``<script id=...>var <variable> = ...;``."""
+    script = html.split(f'<script id="{script_id}">', 1)[1].split("</script>", 1)[0]
+    return json.loads(script.split(f"var {variable} = ", 1)[1].strip().rstrip(";"))
+
+
 @pytest.mark.slow
-def test_mini_demo_report_collects_artefacts(mini_demo):
+def test_mini_demo_report_shows_tables_inline_and_claims_on_the_front_page(mini_demo):
     workdir, configfile = mini_demo
     run = snakemake(workdir, configfile, "--cores", "1", "--report", str(workdir / "report.html"))
     assert run.returncode == 0, run.stderr[-3000:]
     html = (workdir / "report.html").read_text()
-    for name in ("main_table.md", "claims.md", "alpha_sweep.png"):
-        assert name in html
-    assert "search_space_size" in html, "the report must show the config it was made with"
+    results = {Path(path).name: entry for path, entry in report_script_json(html, "results", "results").items()}
+    tables = ("main_table", "stage_ablation", "architectures", "training_size_table",
+              "alpha_sweep_table", "defence_comparison")
+    for name in (*tables, "claims"):
+        entry = results[f"{name}.html"]
+        assert entry["mime_type"] == "text/html", f"{name} would be a download, not shown inline"
+        page = base64.b64decode(entry["data_uri"].split("base64,", 1)[1]).decode()
+        assert "<table>" in page and "</tr>" in page, name
+    assert not [name for name in results if name.endswith((".md", ".csv", ".tex"))]
+    assert "alpha_sweep.png" in results
+
+    front_page = report_script_json(html, "workflow-desc", "workflow_desc")
+    claims = (workdir / "results/mini/paper/claims.md").read_text().splitlines()[2]
+    assert claims.split(";")[0] in front_page and "evaluated claims hold" in claims
+    assert front_page.count("<tr>") >= 2, "the claims table itself is on the front page"
+    assert "search_space_size" in front_page, "the report must show the config it was made with"
+
+
+@pytest.mark.slow
+def test_mini_demo_speed_settings_rerun_nothing(mini_demo):
+    """Batch sizes and the device are not params: changing them after an out-of-memory error
+    reruns no finished job; a setting that changes results does."""
+    workdir, configfile = mini_demo
+    config = yaml.safe_load(configfile.read_text())
+    config["device"] = "cpu"
+    config["metrics"]["batch_size"] = 3
+    for stage in ("sample", "select"):
+        config["attack"][stage]["batch_size"] = 5
+    smaller = snakemake(workdir, write_config(config, workdir / "smaller.yaml"), "-n", "--cores", "2", "all")
+    assert smaller.returncode == 0, smaller.stderr[-3000:]
+    assert "Nothing to be done" in smaller.stdout + smaller.stderr, (smaller.stdout + smaller.stderr)[-3000:]
+
+    config["attack"]["select"]["transforms"] += 1
+    changed = snakemake(workdir, write_config(config, workdir / "changed.yaml"), "-n", "--cores", "2", "all")
+    counts = job_counts(changed.stdout + changed.stderr)
+    assert counts.get("attack_select", 0) > 0 and "train_target" not in counts, counts
 
 
 @pytest.mark.slow
@@ -166,4 +196,5 @@ def test_mini_demo_second_run_has_nothing_to_do_and_one_artefact_rebuilds_alone(
     one = snakemake(workdir, configfile, "--cores", "1", "alpha_sweep")
     assert one.returncode == 0, one.stderr[-3000:]
     built = sorted(p.name for p in (workdir / "results/mini/paper").iterdir())
-    assert built == sorted(f"alpha_sweep{s}" for s in (".png", ".pdf", ".csv", "_table.md", "_table.csv", "_table.tex"))
+    assert built == sorted(f"alpha_sweep{s}" for s in (".png", ".pdf", ".csv", "_table.md", "_table.csv", "_table.tex",
+                                                       "_table.html"))

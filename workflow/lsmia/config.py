@@ -162,6 +162,29 @@ def _identity_problems(config: dict) -> list[str]:
     return problems
 
 
+#: Attack settings that change only speed and memory, never results: rules leave them out of
+#: ``params:`` (Snakemake reruns a job whose params changed), jobs take them from the config.
+#: ``optimise.batch_size`` is not among them: it sets the loss average Adam sees and the random crops.
+ATTACK_RUNTIME_KEYS = (("sample", "batch_size"), ("select", "batch_size"))
+
+
+def without_runtime_settings(attack: dict) -> dict:
+    """``attack`` without :data:`ATTACK_RUNTIME_KEYS` (what a rule's params hold)."""
+    kept = copy.deepcopy(attack)
+    for section, key in ATTACK_RUNTIME_KEYS:
+        kept.get(section, {}).pop(key, None)
+    return kept
+
+
+def with_runtime_settings(attack: dict, config: dict, dataset: str) -> dict:
+    """The result-defining ``attack`` settings of a job plus the runtime ones from ``config``."""
+    current = attack_settings(config, dataset)
+    merged = copy.deepcopy(attack)
+    for section, key in ATTACK_RUNTIME_KEYS:
+        merged.setdefault(section, {})[key] = current[section][key]
+    return merged
+
+
 def deep_merge(base: dict, override: dict) -> dict:
     """A copy of ``base`` with ``override`` merged in recursively (lists and scalars replace)."""
     merged = copy.deepcopy(base)

@@ -10,12 +10,16 @@ localrules:
 rule fetch_stylegan2:
     """Clone NVlabs' stylegan2-ada-pytorch at the pinned commit and download ffhq.pkl (internet)."""
     output:
-        checkout=directory(config["attack"]["generator"].get("checkout", "resources/stylegan2-ada-pytorch")),
+        checkout=directory(
+            config["attack"]["generator"].get("checkout", "resources/stylegan2-ada-pytorch")
+        ),
         pickle=config["attack"]["generator"].get("pickle", "resources/weights/ffhq.pkl"),
-    params:
-        spec=config.get("stylegan2", {}),
     log:
         f"{LOGS}/fetch_stylegan2.log",
+    conda:
+        "../../envs/lsmia.yaml"
+    params:
+        spec=config.get("stylegan2", {}),
     script:
         "../scripts/fetch_stylegan2.py"
 
@@ -28,18 +32,19 @@ rule attack_sample:
         data=lambda wc: manifest(wc.dataset),
     output:
         f"{RES}/attacks/{{dataset}}/{{arch}}/{{rs}}/sample.pt",
-    params:
-        attack=lambda wc: attack_params(wc.dataset),
-        device=config["device"],
     log:
         f"{LOGS}/attack_sample/{{dataset}}/{{arch}}/{{rs}}.log",
     benchmark:
         f"{BENCH}/attack_sample/{{dataset}}/{{arch}}/{{rs}}.tsv"
+    conda:
+        "../../envs/lsmia.yaml"
     threads: 1
     resources:
         gpu=1,
-        mem_mb=32000,
-        runtime=120,
+        mem_mb=memory(32000),
+        runtime=runtime(180),
+    params:
+        attack=lambda wc: attack_params(wc.dataset),
     script:
         "../scripts/attack_stage.py"
 
@@ -53,20 +58,21 @@ rule attack_optimise:
     output:
         result=f"{RES}/attacks/{{dataset}}/{{arch}}/{{rs}}/{{ro}}/optimise.pt",
         gradients=f"{RES}/attacks/{{dataset}}/{{arch}}/{{rs}}/{{ro}}/gradients.csv",
-    params:
-        attack=lambda wc: attack_params(wc.dataset),
-        device=config["device"],
-        state=lambda wc: f"{RES}/attacks/{wc.dataset}/{wc.arch}/{wc.rs}/{wc.ro}/optimise.state.pt",
     log:
         f"{LOGS}/attack_optimise/{{dataset}}/{{arch}}/{{rs}}/{{ro}}.log",
         iterations=f"{LOGS}/attack_optimise/{{dataset}}/{{arch}}/{{rs}}/{{ro}}.iterations.csv",
     benchmark:
         f"{BENCH}/attack_optimise/{{dataset}}/{{arch}}/{{rs}}/{{ro}}.tsv"
+    conda:
+        "../../envs/lsmia.yaml"
     threads: 1
     resources:
         gpu=1,
-        mem_mb=32000,
-        runtime=1440,
+        mem_mb=memory(32000),
+        runtime=runtime(1440, resumable=True),
+    params:
+        attack=lambda wc: attack_params(wc.dataset),
+        state=lambda wc: f"{RES}/attacks/{wc.dataset}/{wc.arch}/{wc.rs}/{wc.ro}/optimise.state.pt",
     script:
         "../scripts/attack_stage.py"
 
@@ -80,17 +86,18 @@ rule attack_select:
     output:
         result=f"{RES}/attacks/{{dataset}}/{{arch}}/{{rs}}/{{ro}}/{{rsel}}/select.pt",
         grid=f"{RES}/attacks/{{dataset}}/{{arch}}/{{rs}}/{{ro}}/{{rsel}}/images.png",
-    params:
-        attack=lambda wc: attack_params(wc.dataset),
-        device=config["device"],
     log:
         f"{LOGS}/attack_select/{{dataset}}/{{arch}}/{{rs}}/{{ro}}/{{rsel}}.log",
     benchmark:
         f"{BENCH}/attack_select/{{dataset}}/{{arch}}/{{rs}}/{{ro}}/{{rsel}}.tsv"
+    conda:
+        "../../envs/lsmia.yaml"
     threads: 1
     resources:
         gpu=1,
-        mem_mb=32000,
-        runtime=240,
+        mem_mb=memory(32000),
+        runtime=runtime(240),
+    params:
+        attack=lambda wc: attack_params(wc.dataset),
     script:
         "../scripts/attack_stage.py"

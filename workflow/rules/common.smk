@@ -1,12 +1,29 @@
 # Configuration, validation, wildcard constraints and path helpers shared by every rule file.
 import os
 import re
+import sys
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 
-from lsmia.config import (ConfigError, attack_settings, deep_merge, identity_problems,
-                          known_identities, resolve_recipe, typed_command_line_config,
-                          validate_config)
+# The workflow's own library (workflow/lsmia) is what its rules import: here, and in every job,
+# also in a conda environment (--sdm conda) that does not install this repository.
+LIBRARY = os.path.join(workflow.basedir, "workflow")
+sys.path.insert(0, LIBRARY)
+os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [LIBRARY, os.getenv("PYTHONPATH")])))
+
+from lsmia.cluster import max_runtime, wall_time
+from lsmia.config import (
+    ConfigError,
+    attack_settings,
+    deep_merge,
+    identity_problems,
+    known_identities,
+    resolve_recipe,
+    typed_command_line_config,
+    validate_config,
+    without_runtime_settings,
+)
 
 try:
     _validated = validate_config(
@@ -31,6 +48,7 @@ def _alternatives(names):
 
 _RECIPE_RE = f"(?:{_alternatives(config['recipes'])})(?:-n[0-9]+)?"
 
+
 wildcard_constraints:
     dataset=_alternatives(DATASETS),
     arch=_alternatives(ARCHS),
@@ -39,6 +57,21 @@ wildcard_constraints:
     ro=_RECIPE_RE,
     rsel=_RECIPE_RE,
     part="private|public",
+
+
+# Job sizes for the paper on one A100-class GPU; profiles override them only where a cluster needs.
+MAX_RUNTIME = max_runtime()
+
+
+def runtime(minutes, resumable=False):
+    """The ``runtime`` resource (minutes): the same on every attempt for a job that resumes from its
+    checkpoint, ``minutes`` × attempt for others; never above LSMIA_MAX_RUNTIME (default 24 h)."""
+    return lambda wildcards, attempt: wall_time(minutes, attempt, resumable, MAX_RUNTIME)
+
+
+def memory(mb):
+    """The ``mem_mb`` resource: ``mb`` × attempt (a job killed for memory gets more next time)."""
+    return lambda wildcards, attempt: mb * attempt
 
 
 PACKED_FILES = ("images.npy", "index.csv", "manifest.json")
@@ -130,7 +163,8 @@ def recipe_params(recipe):
 
 
 def attack_params(dataset):
-    return attack_settings(config, dataset)
+    """The attack settings that change results (the rest reach the job through the config)."""
+    return without_runtime_settings(attack_settings(config, dataset))
 
 
 def datasets_of(source):
@@ -139,19 +173,23 @@ def datasets_of(source):
     return _alternatives(names) if names else "(?!)"
 
 
-def raw_input(dataset):
-    """Input function: the raw release of a dataset, checked before any job starts."""
+def packing_spec(wildcards):
+    """A data set's settings without ``raw_dir``: moving the raw release reruns nothing (the job
+    reads ``raw_dir`` from the config)."""
+    return {k: v for k, v in DATASETS[wildcards.dataset].items() if k != "raw_dir"}
 
-    def checked(wildcards):
-        from lsmia.data.raw import missing_raw_data
 
-        spec = DATASETS[wildcards.dataset]
-        problem = missing_raw_data(spec["source"], spec["raw_dir"], spec.get("crop", "landmarks"))
-        if problem:
-            raise WorkflowError(problem)
-        return [spec["raw_dir"]]
+def warn_about_missing_raw_data():
+    """Planning needs no data: one warning lists what is missing of every release still to pack
+    (the preparation jobs fail with the same list); packed data sets need no raw release."""
+    from lsmia.data.raw import missing_raw_releases, raw_data_report
 
-    return checked
+    missing = missing_raw_releases(DATASETS, f"{RES}/data")
+    if missing:
+        logger.warning(raw_data_report(missing))
+
+
+warn_about_missing_raw_data()
 
 
 def generator_inputs(wildcards):
@@ -173,9 +211,42 @@ def extractor_spec(dataset, name):
     if spec["kind"] == "public_model":
         arch = spec["architecture"]
         return {"kind": "model", "path": public_model(arch), "name": f"public-{arch}"}
-    return {"kind": spec["kind"], "path": weights_file(spec["weights"]), "name": spec["weights"],
-            "input_scaling": spec["input_scaling"]}
+    return {
+        "kind": spec["kind"],
+        "path": weights_file(spec["weights"]),
+        "name": spec["weights"],
+        "input_scaling": spec["input_scaling"],
+    }
 
 
 def embeddings_file(dataset, name):
     return f"{RES}/embeddings/{dataset}/{name}.pt"
+
+
+def _evaluation_inputs(wildcards):
+    spec = DATASETS[wildcards.dataset]["evaluation"]
+    inputs = {
+        "data": packed(wildcards.dataset),
+        "pretrained": pretrained_input(spec["architecture"]),
+    }
+    if spec.get("init_from"):
+        inputs["init"] = evaluation_model(spec["init_from"])
+    if recipe_params(spec["recipe"]).get("init"):
+        inputs["imported"] = recipe_params(spec["recipe"])["init"]
+    return inputs
+
+
+def _metrics_inputs(wildcards):
+    dataset = wildcards.dataset
+    inputs = {
+        "selected": f"{attack_dir(dataset, wildcards.arch, wildcards.rs, wildcards.ro, wildcards.rsel)}/select.pt",
+        "optimised": f"{attack_dir(dataset, wildcards.arch, wildcards.rs, wildcards.ro)}/optimise.pt",
+        "data": packed(dataset),
+        "evaluation_model": evaluation_model(dataset),
+        **{f"embeddings_{name}": embeddings_file(dataset, name) for name in EXTRACTORS},
+        **{f"extractor_{name}": extractor_spec(dataset, name)["path"] for name in ("face", "fid")},
+        **generator_inputs(wildcards),
+    }
+    if DATASETS[dataset]["source"] == "synthetic":
+        inputs["private_codes"] = f"{RES}/data/{dataset}/private/identity_codes.npy"
+    return inputs

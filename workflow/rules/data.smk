@@ -12,49 +12,49 @@ rule prepare_synthetic:
             category="Data",
             caption="../report/synthetic_faces.rst",
         ),
-    params:
-        spec=lambda wc: DATASETS[wc.dataset],
-    wildcard_constraints:
-        dataset=datasets_of("synthetic"),
     log:
         f"{LOGS}/prepare_synthetic/{{dataset}}.log",
     benchmark:
         f"{BENCH}/prepare_synthetic/{{dataset}}.tsv"
+    wildcard_constraints:
+        dataset=datasets_of("synthetic"),
+    conda:
+        "../../envs/lsmia.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=20,
+        mem_mb=memory(8000),
+        runtime=runtime(30),
+    params:
+        spec=lambda wc: DATASETS[wc.dataset],
     script:
         "../scripts/prepare_synthetic.py"
 
 
 rule prepare_facescrub:
-    input:
-        raw_input("facescrub"),
     output:
         packed("{dataset}", "private"),
-    params:
-        spec=lambda wc: DATASETS[wc.dataset],
-    wildcard_constraints:
-        dataset=datasets_of("facescrub"),
     log:
         f"{LOGS}/prepare_facescrub/{{dataset}}.log",
     benchmark:
         f"{BENCH}/prepare_facescrub/{{dataset}}.tsv"
+    wildcard_constraints:
+        dataset=datasets_of("facescrub"),
+    conda:
+        "../../envs/lsmia.yaml"
     threads: 8
     resources:
-        mem_mb=32000,
-        runtime=120,
+        mem_mb=memory(32000),
+        runtime=runtime(180),
+    params:
+        spec=packing_spec,
     script:
         "../scripts/prepare_raw.py"
 
 
 use rule prepare_facescrub as prepare_celeba with:
-    input:
-        raw_input("celeba"),
-    wildcard_constraints:
-        dataset=datasets_of("celeba"),
     log:
         f"{LOGS}/prepare_celeba/{{dataset}}.log",
     benchmark:
         f"{BENCH}/prepare_celeba/{{dataset}}.tsv"
+    wildcard_constraints:
+        dataset=datasets_of("celeba"),

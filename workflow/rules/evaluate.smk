@@ -9,39 +9,23 @@ rule real_embeddings:
         extractor=lambda wc: extractor_spec(wc.dataset, wc.extractor)["path"],
     output:
         f"{RES}/embeddings/{{dataset}}/{{extractor}}.pt",
-    params:
-        extractor=lambda wc: extractor_spec(wc.dataset, wc.extractor),
-        batch_size=config["metrics"]["batch_size"],
-        device=config["device"],
-    wildcard_constraints:
-        extractor="|".join(EXTRACTORS),
     log:
         f"{LOGS}/real_embeddings/{{dataset}}/{{extractor}}.log",
     benchmark:
         f"{BENCH}/real_embeddings/{{dataset}}/{{extractor}}.tsv"
+    wildcard_constraints:
+        extractor="|".join(EXTRACTORS),
+    conda:
+        "../../envs/lsmia.yaml"
     threads: 1
     resources:
         gpu=1,
-        mem_mb=32000,
-        runtime=120,
+        mem_mb=memory(32000),
+        runtime=runtime(120),
+    params:
+        extractor=lambda wc: extractor_spec(wc.dataset, wc.extractor),
     script:
         "../scripts/real_embeddings.py"
-
-
-def _metrics_inputs(wildcards):
-    dataset = wildcards.dataset
-    inputs = {
-        "selected": f"{attack_dir(dataset, wildcards.arch, wildcards.rs, wildcards.ro, wildcards.rsel)}/select.pt",
-        "optimised": f"{attack_dir(dataset, wildcards.arch, wildcards.rs, wildcards.ro)}/optimise.pt",
-        "data": packed(dataset),
-        "evaluation_model": evaluation_model(dataset),
-        **{f"embeddings_{name}": embeddings_file(dataset, name) for name in EXTRACTORS},
-        **{f"extractor_{name}": extractor_spec(dataset, name)["path"] for name in ("face", "fid")},
-        **generator_inputs(wildcards),
-    }
-    if DATASETS[dataset]["source"] == "synthetic":
-        inputs["private_codes"] = f"{RES}/data/{dataset}/private/identity_codes.npy"
-    return inputs
 
 
 rule attack_metrics:
@@ -50,22 +34,22 @@ rule attack_metrics:
         unpack(_metrics_inputs),
     output:
         f"{RES}/attacks/{{dataset}}/{{arch}}/{{rs}}/{{ro}}/{{rsel}}/metrics.json",
-    params:
-        extractors=lambda wc: {name: extractor_spec(wc.dataset, name) for name in EXTRACTORS},
-        attack=lambda wc: attack_params(wc.dataset),
-        prdc_k=config["metrics"]["prdc_k"],
-        batch_size=config["metrics"]["batch_size"],
-        synthetic=lambda wc: DATASETS[wc.dataset]["source"] == "synthetic",
-        device=config["device"],
     log:
         f"{LOGS}/attack_metrics/{{dataset}}/{{arch}}/{{rs}}/{{ro}}/{{rsel}}.log",
     benchmark:
         f"{BENCH}/attack_metrics/{{dataset}}/{{arch}}/{{rs}}/{{ro}}/{{rsel}}.tsv"
+    conda:
+        "../../envs/lsmia.yaml"
     threads: 1
     resources:
         gpu=1,
-        mem_mb=32000,
-        runtime=120,
+        mem_mb=memory(32000),
+        runtime=runtime(240),
+    params:
+        extractors=lambda wc: {name: extractor_spec(wc.dataset, name) for name in EXTRACTORS},
+        attack=lambda wc: attack_params(wc.dataset),
+        prdc_k=config["metrics"]["prdc_k"],
+        synthetic=lambda wc: DATASETS[wc.dataset]["source"] == "synthetic",
     script:
         "../scripts/attack_metrics.py"
 
@@ -78,20 +62,21 @@ rule knowledge_extraction:
         pretrained=lambda wc: pretrained_input(config["metrics"]["knowledge"]["architecture"]),
     output:
         f"{RES}/attacks/{{dataset}}/{{arch}}/{{recipe}}/{{recipe}}/{{recipe}}/knowledge.json",
-    params:
-        arch=ARCHS[config["metrics"]["knowledge"]["architecture"]],
-        recipe=recipe_params(config["metrics"]["knowledge"]["recipe"]),
-        device=config["device"],
-        workdir=lambda wc: f"{RES}/attacks/{wc.dataset}/{wc.arch}/{wc.recipe}/{wc.recipe}/{wc.recipe}/knowledge",
     log:
         f"{LOGS}/knowledge_extraction/{{dataset}}/{{arch}}/{{recipe}}.log",
         epochs=f"{LOGS}/knowledge_extraction/{{dataset}}/{{arch}}/{{recipe}}.epochs.csv",
     benchmark:
         f"{BENCH}/knowledge_extraction/{{dataset}}/{{arch}}/{{recipe}}.tsv"
+    conda:
+        "../../envs/lsmia.yaml"
     threads: 1
     resources:
         gpu=1,
-        mem_mb=32000,
-        runtime=720,
+        mem_mb=memory(32000),
+        runtime=runtime(360, resumable=True),
+    params:
+        arch=ARCHS[config["metrics"]["knowledge"]["architecture"]],
+        recipe=recipe_params(config["metrics"]["knowledge"]["recipe"]),
+        workdir=lambda wc: f"{RES}/attacks/{wc.dataset}/{wc.arch}/{wc.recipe}/{wc.recipe}/{wc.recipe}/knowledge",
     script:
         "../scripts/knowledge_extraction.py"

@@ -1,83 +1,8 @@
 # The paper's tables and figures: one rule per artefact, named after what it shows, each writing
 # its data (CSV) next to its table (Markdown, LaTeX) or figure (PNG, PDF) in results/<exp>/paper/.
-ART = config["artefacts"]
-PAPER = f"{RES}/paper"
-TABLE = ("csv", "md", "tex")
-FIGURE = ("png", "pdf", "csv")
-
-
-def _files(stem, extensions):
-    return [f"{PAPER}/{stem}.{ext}" for ext in extensions]
-
-
-def _triples(name):
-    """(dataset, architecture, recipe) of every plain attack an artefact shows."""
-    spec = ART[name]
-    if name == "main_table":
-        return [(d, spec["architecture"], r) for d in spec["datasets"] for r in spec["recipes"]]
-    if name == "architectures":
-        return [(spec["dataset"], a, r) for a in spec["architectures"] for r in spec["recipes"]]
-    if name == "training_size":
-        names = [f"{r}-n{s}" for r in spec["recipes"] for s in spec["sizes"]] + spec["recipes"]
-        return [(spec["dataset"], spec["architecture"], r) for r in names]
-    if name == "stage_ablation":
-        recipes = [spec["baseline"], *spec["others"]]
-        return [(spec["dataset"], spec["architecture"], r) for r in recipes]
-    return [(spec["dataset"], spec["architecture"], r) for r in spec["recipes"]]
-
-
-def _stage_combinations():
-    """Stage recipes (sample, optimise, select) of the stage ablation: each stage swapped alone."""
-    spec = ART["stage_ablation"]
-    base = spec["baseline"]
-    combos = [(base, base, base)]
-    for other in spec["others"]:
-        combos += [(other, base, base), (base, other, base), (base, base, other), (other,) * 3]
-    return list(dict.fromkeys(combos))
-
-
-def metrics_inputs(name, with_knowledge=False):
-    triples = _triples(name)
-    inputs = {
-        "models": [target_metrics(*t) for t in triples],
-        "attacks": [attack_metrics_file(*t) for t in triples],
-        "knowledge": [knowledge_file(*t) for t in triples] if with_knowledge else [],
-    }
-    if name == "stage_ablation":
-        spec = ART[name]
-        inputs["attacks"] = [
-            attack_metrics_file(spec["dataset"], spec["architecture"], *c) for c in _stage_combinations()
-        ]
-    return inputs
-
-
-ARTEFACT_OUTPUTS = {
-    "toy_example": _files("toy_example", FIGURE),
-    "main_table": _files("main_table", TABLE),
-    "stage_ablation": _files("stage_ablation", TABLE),
-    "training_size": _files("training_size", FIGURE) + _files("training_size_table", TABLE),
-    "alpha_sweep": _files("alpha_sweep", FIGURE) + _files("alpha_sweep_table", TABLE),
-    "embeddings": _files("embeddings", FIGURE),
-    "gradient_similarity": _files("gradient_similarity", FIGURE),
-    "defence_comparison": _files("defence_comparison", TABLE) + _files("defence_comparison_plot", FIGURE),
-    "architectures": _files("architectures", TABLE),
-    "sample_grid": _files("sample_grid", FIGURE),
-}
-
-
-def paper_artefacts():
-    """Every artefact the config asks for, and the claims check."""
-    files = [f for name in ART for f in ARTEFACT_OUTPUTS[name]]
-    return files + _files("claims", ("md", "csv"))
-
-
-def _report(stem, extension, category, artefact=None):
-    """An output shown in the report, captioned by workflow/report/<artefact>.rst."""
-    return report(
-        f"{PAPER}/{stem}.{extension}",
-        category=category,
-        caption=f"../report/{artefact or stem}.rst",
-    )
+# Tables, figures and the claims check take seconds on one core and no GPU: `localrule: True` runs
+# them where Snakemake runs (on a cluster: the login node) instead of queueing them; `embeddings`
+# evaluates the target models and stays a job. Inputs and outputs: paper_inputs.smk.
 
 
 rule toy_example:
@@ -90,6 +15,9 @@ rule toy_example:
         f"{LOGS}/paper/toy_example.log",
     benchmark:
         f"{BENCH}/paper/toy_example.tsv"
+    localrule: True
+    conda:
+        "../../envs/lsmia.yaml"
     threads: 1
     script:
         "../scripts/paper_toy_example.py"
@@ -105,16 +33,20 @@ for _name in ("main_table", "stage_ablation", "architectures"):
         input:
             **metrics_inputs(_name, with_knowledge=_name == "main_table"),
         output:
-            table=_report(_name, "md", "Tables"),
+            table=_report(_name, "html", "Tables"),
+            md=f"{PAPER}/{_name}.md",
             csv=f"{PAPER}/{_name}.csv",
             tex=f"{PAPER}/{_name}.tex",
-        params:
-            artefact=_name,
-            spec=ART[_name],
         log:
             f"{LOGS}/paper/{_name}.log",
         benchmark:
             f"{BENCH}/paper/{_name}.tsv"
+        localrule: True
+        conda:
+            "../../envs/lsmia.yaml"
+        params:
+            artefact=_name,
+            spec=ART[_name],
         script:
             "../scripts/paper_table.py"
 
@@ -134,16 +66,20 @@ for _name in ("training_size", "alpha_sweep", "defence_comparison"):
             figure=_report(_figure, "png", "Figures", _name),
             pdf=f"{PAPER}/{_figure}.pdf",
             figure_csv=f"{PAPER}/{_figure}.csv",
-            table=_report(_table, "md", "Tables", _name),
+            table=_report(_table, "html", "Tables", _name),
+            md=f"{PAPER}/{_table}.md",
             csv=f"{PAPER}/{_table}.csv",
             tex=f"{PAPER}/{_table}.tex",
-        params:
-            artefact=_name,
-            spec=ART[_name],
         log:
             f"{LOGS}/paper/{_name}.log",
         benchmark:
             f"{BENCH}/paper/{_name}.tsv"
+        localrule: True
+        conda:
+            "../../envs/lsmia.yaml"
+        params:
+            artefact=_name,
+            spec=ART[_name],
         script:
             "../scripts/paper_table.py"
 
@@ -159,14 +95,15 @@ if "embeddings" in ART:
             figure=_report("embeddings", "png", "Figures"),
             pdf=f"{PAPER}/embeddings.pdf",
             csv=f"{PAPER}/embeddings.csv",
-        params:
-            spec=ART["embeddings"],
-            device=config["device"],
         log:
             f"{LOGS}/paper/embeddings.log",
         benchmark:
             f"{BENCH}/paper/embeddings.tsv"
+        conda:
+            "../../envs/lsmia.yaml"
         threads: 1
+        params:
+            spec=ART["embeddings"],
         script:
             "../scripts/paper_embeddings.py"
 
@@ -186,6 +123,9 @@ if "gradient_similarity" in ART:
             f"{LOGS}/paper/gradient_similarity.log",
         benchmark:
             f"{BENCH}/paper/gradient_similarity.tsv"
+        localrule: True
+        conda:
+            "../../envs/lsmia.yaml"
         script:
             "../scripts/paper_gradient_similarity.py"
 
@@ -202,28 +142,17 @@ if "sample_grid" in ART:
             figure=_report("sample_grid", "png", "Figures"),
             pdf=f"{PAPER}/sample_grid.pdf",
             csv=f"{PAPER}/sample_grid.csv",
-        params:
-            spec=ART["sample_grid"],
         log:
             f"{LOGS}/paper/sample_grid.log",
         benchmark:
             f"{BENCH}/paper/sample_grid.tsv"
+        localrule: True
+        conda:
+            "../../envs/lsmia.yaml"
+        params:
+            spec=ART["sample_grid"],
         script:
             "../scripts/paper_sample_grid.py"
-
-
-def _claims_inputs(wildcards):
-    inputs = {"models": [], "attacks": [], "knowledge": [], "gradients": []}
-    for name in ART:
-        if name in ("toy_example", "embeddings", "sample_grid"):
-            continue
-        if name == "gradient_similarity":
-            inputs["gradients"] += [gradient_log(*t) for t in _triples(name)]
-            inputs["models"] += [target_metrics(*t) for t in _triples(name)]
-            continue
-        for key, files in metrics_inputs(name, with_knowledge=name == "main_table").items():
-            inputs[key] += files
-    return {key: list(dict.fromkeys(files)) for key, files in inputs.items()}
 
 
 rule claims:
@@ -231,14 +160,20 @@ rule claims:
     input:
         unpack(_claims_inputs),
     output:
-        md=_report("claims", "md", "Claims"),
+        md=f"{PAPER}/claims.md",
+        html=_report("claims", "html", "Claims"),
         csv=f"{PAPER}/claims.csv",
-    params:
-        spec=ART,
-        gradient_recipes=[t[2] for t in _triples("gradient_similarity")] if "gradient_similarity" in ART else [],
     log:
         f"{LOGS}/paper/claims.log",
     benchmark:
         f"{BENCH}/paper/claims.tsv"
+    localrule: True
+    conda:
+        "../../envs/lsmia.yaml"
+    params:
+        spec=ART,
+        gradient_recipes=(
+            [t[2] for t in _triples("gradient_similarity")] if "gradient_similarity" in ART else []
+        ),
     script:
         "../scripts/paper_claims.py"

@@ -9,17 +9,15 @@ rule fetch_weights:
     """Download every file under `weights` (needs internet: run it on a login node)."""
     output:
         [weights_file(key) for key in config["weights"]],
+    log:
+        f"{LOGS}/fetch_weights.log",
+    conda:
+        "../../envs/lsmia.yaml"
     params:
         weights=config["weights"],
         files={key: weights_file(key) for key in config["weights"]},
-    log:
-        f"{LOGS}/fetch_weights.log",
     script:
         "../scripts/fetch_weights.py"
-
-
-def _public_dataset():
-    return next((n for n, d in DATASETS.items() if d["source"] == "synthetic"), None)
 
 
 rule pretrain_public:
@@ -29,24 +27,27 @@ rule pretrain_public:
     output:
         model=f"{RES}/models/{{dataset}}/public/{{arch}}/model.pt",
         metrics=f"{RES}/models/{{dataset}}/public/{{arch}}/metrics.json",
-    params:
-        arch=lambda wc: ARCHS[wc.arch],
-        recipe=lambda wc: recipe_params("public") if "public" in config["recipes"] else config["training"],
-        names=lambda wc: {"architecture": wc.arch, "recipe": "public"},
-        device=config["device"],
-        workdir=lambda wc: f"{RES}/models/{wc.dataset}/public/{wc.arch}/checkpoint",
-    wildcard_constraints:
-        dataset=datasets_of("synthetic"),
     log:
         f"{LOGS}/pretrain_public/{{dataset}}/{{arch}}.log",
         epochs=f"{LOGS}/pretrain_public/{{dataset}}/{{arch}}.epochs.csv",
     benchmark:
         f"{BENCH}/pretrain_public/{{dataset}}/{{arch}}.tsv"
+    wildcard_constraints:
+        dataset=datasets_of("synthetic"),
+    conda:
+        "../../envs/lsmia.yaml"
     threads: 1
     resources:
         gpu=1,
-        mem_mb=8000,
-        runtime=60,
+        mem_mb=memory(8000),
+        runtime=runtime(60, resumable=True),
+    params:
+        arch=lambda wc: ARCHS[wc.arch],
+        recipe=lambda wc: (
+            recipe_params("public") if "public" in config["recipes"] else config["training"]
+        ),
+        names=lambda wc: {"architecture": wc.arch, "recipe": "public"},
+        workdir=lambda wc: f"{RES}/models/{wc.dataset}/public/{wc.arch}/checkpoint",
     script:
         "../scripts/train.py"
 
@@ -60,34 +61,25 @@ rule train_target:
     output:
         model=f"{RES}/models/{{dataset}}/{{arch}}/{{recipe}}/model.pt",
         metrics=f"{RES}/models/{{dataset}}/{{arch}}/{{recipe}}/metrics.json",
-    params:
-        arch=lambda wc: ARCHS[wc.arch],
-        recipe=lambda wc: recipe_params(wc.recipe),
-        names=lambda wc: {"architecture": wc.arch, "recipe": wc.recipe},
-        device=config["device"],
-        workdir=lambda wc: f"{RES}/models/{wc.dataset}/{wc.arch}/{wc.recipe}/checkpoint",
     log:
         f"{LOGS}/train_target/{{dataset}}/{{arch}}/{{recipe}}.log",
         epochs=f"{LOGS}/train_target/{{dataset}}/{{arch}}/{{recipe}}.epochs.csv",
     benchmark:
         f"{BENCH}/train_target/{{dataset}}/{{arch}}/{{recipe}}.tsv"
+    conda:
+        "../../envs/lsmia.yaml"
     threads: 1
     resources:
         gpu=1,
-        mem_mb=32000,
-        runtime=720,
+        mem_mb=memory(32000),
+        runtime=runtime(480, resumable=True),
+    params:
+        arch=lambda wc: ARCHS[wc.arch],
+        recipe=lambda wc: recipe_params(wc.recipe),
+        names=lambda wc: {"architecture": wc.arch, "recipe": wc.recipe},
+        workdir=lambda wc: f"{RES}/models/{wc.dataset}/{wc.arch}/{wc.recipe}/checkpoint",
     script:
         "../scripts/train.py"
-
-
-def _evaluation_inputs(wildcards):
-    spec = DATASETS[wildcards.dataset]["evaluation"]
-    inputs = {"data": packed(wildcards.dataset), "pretrained": pretrained_input(spec["architecture"])}
-    if spec.get("init_from"):
-        inputs["init"] = evaluation_model(spec["init_from"])
-    if recipe_params(spec["recipe"]).get("init"):
-        inputs["imported"] = recipe_params(spec["recipe"])["init"]
-    return inputs
 
 
 rule train_evaluation_model:
@@ -97,6 +89,18 @@ rule train_evaluation_model:
     output:
         model=f"{RES}/models/{{dataset}}/evaluation/model.pt",
         metrics=f"{RES}/models/{{dataset}}/evaluation/metrics.json",
+    log:
+        f"{LOGS}/train_evaluation_model/{{dataset}}.log",
+        epochs=f"{LOGS}/train_evaluation_model/{{dataset}}.epochs.csv",
+    benchmark:
+        f"{BENCH}/train_evaluation_model/{{dataset}}.tsv"
+    conda:
+        "../../envs/lsmia.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=memory(32000),
+        runtime=runtime(480, resumable=True),
     params:
         arch=lambda wc: ARCHS[DATASETS[wc.dataset]["evaluation"]["architecture"]],
         recipe=lambda wc: recipe_params(DATASETS[wc.dataset]["evaluation"]["recipe"]),
@@ -104,17 +108,6 @@ rule train_evaluation_model:
             "architecture": DATASETS[wc.dataset]["evaluation"]["architecture"],
             "recipe": DATASETS[wc.dataset]["evaluation"]["recipe"],
         },
-        device=config["device"],
         workdir=lambda wc: f"{RES}/models/{wc.dataset}/evaluation/checkpoint",
-    log:
-        f"{LOGS}/train_evaluation_model/{{dataset}}.log",
-        epochs=f"{LOGS}/train_evaluation_model/{{dataset}}.epochs.csv",
-    benchmark:
-        f"{BENCH}/train_evaluation_model/{{dataset}}.tsv"
-    threads: 1
-    resources:
-        gpu=1,
-        mem_mb=32000,
-        runtime=720,
     script:
         "../scripts/train.py"

@@ -11,6 +11,7 @@ with logged(snakemake):
         evaluation_model=inputs.evaluation_model, extractors=params.extractors,
         embeddings={role: inputs[f"embeddings_{role}"] for role in params.extractors},
         attack=params.attack, wildcards=snakemake.wildcards, prdc_k=params.prdc_k,
-        batch_size=params.batch_size, synthetic=params.synthetic, device=params.device,
+        batch_size=snakemake.config["metrics"]["batch_size"], synthetic=params.synthetic,
+        device=snakemake.config["device"],
         out=snakemake.output[0], private_codes=inputs.get("private_codes"),
     )

@@ -1,12 +1,15 @@
 """One stage of the Plug & Play attack: rules attack_sample, attack_optimise, attack_select."""
 from pathlib import Path
 
+from lsmia.config import with_runtime_settings
 from lsmia.jobkit import logged
 from lsmia.jobs.attack import optimise_job, sample_job, select_job
 
 with logged(snakemake):
-    common = dict(target=snakemake.input.target, attack=snakemake.params.attack,
-                  device=snakemake.params.device)
+    # Batch sizes and the device come from the config, not params: changing them reruns nothing.
+    config = snakemake.config
+    attack = with_runtime_settings(snakemake.params.attack, config, snakemake.wildcards.dataset)
+    common = dict(target=snakemake.input.target, attack=attack, device=config["device"])
     if snakemake.rule == "attack_sample":
         sample_job(out=snakemake.output[0], data_dir=Path(snakemake.input.data).parent, **common)
     elif snakemake.rule == "attack_optimise":

@@ -9,6 +9,6 @@ with logged(snakemake):
         selected=snakemake.input.selected, data_dir=Path(snakemake.input.data[0]).parent,
         arch=snakemake.params.arch, recipe=snakemake.params.recipe,
         pretrained=snakemake.input.get("pretrained") or None, wildcards=snakemake.wildcards,
-        device=snakemake.params.device, workdir=snakemake.params.workdir,
+        device=snakemake.config["device"], workdir=snakemake.params.workdir,
         log_csv=snakemake.log.epochs, out=snakemake.output[0],
     )

@@ -7,4 +7,4 @@ from lsmia.jobs.paper import embeddings_artefact
 with logged(snakemake):
     embeddings_artefact(snakemake.params.spec, snakemake.input.models,
                         Path(snakemake.input.data[0]).parent,
-                        Path(snakemake.output.figure).with_suffix(""), snakemake.params.device)
+                        Path(snakemake.output.figure).with_suffix(""), snakemake.config["device"])

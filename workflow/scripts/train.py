@@ -16,7 +16,7 @@ with logged(snakemake):
         recipe_name=snakemake.params.names["recipe"],
         recipe=snakemake.params.recipe,
         pretrained=inputs.get("init") or inputs.get("pretrained") or None,
-        device=snakemake.params.device,
+        device=snakemake.config["device"],
         workdir=snakemake.params.workdir,
         log_csv=snakemake.log.epochs,
     )

@@ -73,3 +73,26 @@ def _identity_count(source: str, raw_dir: str, spec: dict) -> int:
 
         return len(facescrub_listing(raw_dir)[2])
     return spec.get("identities", 1000)
+
+
+def missing_raw_releases(datasets: dict, data_root: str | Path) -> dict[str, str]:
+    """{data set: what is missing} for every raw release not yet packed.
+
+    ``datasets`` is the config's ``datasets``; one whose ``<data_root>/<name>/private/manifest.json``
+    exists is packed and needs its raw release no more.
+    """
+    missing = {}
+    for name, spec in datasets.items():
+        packed = Path(data_root) / name / "private" / "manifest.json"
+        if spec["source"] not in DOWNLOADS or packed.exists():
+            continue
+        problem = missing_raw_data(spec["source"], spec["raw_dir"], spec.get("crop", "landmarks"))
+        if problem:
+            missing[name] = problem
+    return missing
+
+
+def raw_data_report(missing: dict[str, str]) -> str:
+    """One message for everything :func:`missing_raw_releases` found, data set by data set."""
+    parts = [f"data set '{name}': {problem}" for name, problem in missing.items()]
+    return f"raw data missing for {len(missing)} data set(s):\n" + "\n".join(parts)

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import pandas as pd
 
 from lsmia.io import atomic_path
 from lsmia.paper.figures import pareto_front
+from lsmia.paper.html import table_html
 from lsmia.paper.tables import METRICS, training_size_recipe
 
 CLAIM_COLUMNS = ("id", "statement", "inequality", "holds", "evaluated", "reason")
@@ -82,29 +84,39 @@ def evaluate_claims(
 def write_claims(
     claims: pd.DataFrame, out_md: str | os.PathLike, out_csv: str | os.PathLike
 ) -> None:
-    """``claims.csv`` (one row per claim) and ``claims.md`` (a readable summary with counts)."""
+    """``claims.csv`` (one row per claim), ``claims.md`` (a readable summary with counts) and the
+    same as ``claims.html`` next to it (for the report's front page)."""
     with atomic_path(out_csv) as tmp:
         claims.to_csv(tmp, index=False)
     evaluated = claims[claims["evaluated"]]
     held = int(evaluated["holds"].astype(bool).sum())
+    summary = (
+        f"{held} of {len(evaluated)} evaluated claims hold; {len(claims) - len(evaluated)} not "
+        "evaluated. Strict inequalities on the measured numbers, no tolerance."
+    )
     lines = [
         "# Claims check",
         "",
-        f"{held} of {len(evaluated)} evaluated claims hold; {len(claims) - len(evaluated)} not "
-        "evaluated. Strict inequalities on the measured numbers, no tolerance.",
+        summary,
         "",
         "| Claim | Statement | Inequality | Result |",
         "| :--- | :--- | :--- | :--- |",
     ]
+    rows = []
     for claim in claims.itertuples():
         if not claim.evaluated:
             result = f"not evaluated: {claim.reason}"
         else:
-            result = "holds" if claim.holds else "**does not hold**"
-        cells = (claim.id, claim.statement, claim.inequality or "–", result)
+            result = "holds" if claim.holds else "does not hold"
+        rows.append((claim.id, claim.statement, claim.inequality or "–", result))
+        cells = rows[-1][:3] + (result if claim.holds or not claim.evaluated else f"**{result}**",)
         lines.append("| " + " | ".join(str(c).replace("|", r"\|") for c in cells) + " |")
     with atomic_path(out_md) as tmp:
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    html = table_html(("Claim", "Statement", "Inequality", "Result"), rows, (False,) * 4,
+                      "Claims check", before=[summary])
+    with atomic_path(Path(out_md).with_suffix(".html")) as tmp:
+        tmp.write_text(html, encoding="utf-8")
 
 
 def _claim(claim_id, statement, inequality, holds) -> dict:

@@ -1,5 +1,5 @@
 """Paper tables: each builder selects rows from ``collect_rows`` and ``write_table`` writes them as
-CSV, Markdown and LaTeX (booktabs), with the metric and its direction in every header and a notes
+CSV, Markdown, LaTeX (booktabs) and HTML (for the report), with the metric and its direction in every header and a notes
 block saying what the numbers are about."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pandas as pd
 from lsmia.io import atomic_path
 from lsmia.paper.collect import STAGES
 from lsmia.paper.figures import pareto_front
+from lsmia.paper.html import table_html
 
 UP, DOWN = "↑", "↓"
 ARROW_NOTE = (
@@ -140,17 +141,18 @@ def write_table(
     caption: str,
     notes: Sequence[str] = (),
 ) -> dict[str, Path]:
-    """Write ``<out_stem>.csv``, ``.md`` and ``.tex``; columns are ``Column``s or metric keys.
+    """Write ``<out_stem>.csv``, ``.md``, ``.tex`` and ``.html``; columns are ``Column``s or metric
+    keys.
 
-    The CSV holds the values in the displayed units at full precision; Markdown and LaTeX round
-    them and end with the notes.
+    The CSV holds the values in the displayed units at full precision; Markdown, LaTeX and HTML
+    round them and end with the notes.
     """
     columns = [resolve_column(c) for c in columns]
     missing = [c.key for c in columns if c.key not in df.columns]
     if missing:
         raise KeyError(f"table {Path(out_stem).name!r}: columns {missing} are not in the data")
     stem = Path(out_stem)
-    paths = {ext: stem.with_name(f"{stem.name}.{ext}") for ext in ("csv", "md", "tex")}
+    paths = {ext: stem.with_name(f"{stem.name}.{ext}") for ext in ("csv", "md", "tex", "html")}
     records = df[[c.key for c in columns]].to_dict("records")
 
     csv = pd.DataFrame({c.header(): [c.value(r[c.key]) for r in records] for c in columns})
@@ -160,6 +162,10 @@ def write_table(
         tmp.write_text(_markdown(records, columns, caption, notes), encoding="utf-8")
     with atomic_path(paths["tex"]) as tmp:
         tmp.write_text(_latex(records, columns, caption, notes), encoding="utf-8")
+    html = table_html([c.header() for c in columns], ([c.text(r[c.key]) for c in columns] for r in records),
+                      [c.numeric for c in columns], caption, notes=notes)
+    with atomic_path(paths["html"]) as tmp:
+        tmp.write_text(html, encoding="utf-8")
     return paths
 
 
