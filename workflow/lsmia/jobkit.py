@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import traceback
 from typing import Iterator
 
 from lsmia.gpu_lock import acquire_gpu
-from lsmia.runtime import set_threads
 
 #: Exit status of a job that stopped on SIGTERM after writing its checkpoint (EX_TEMPFAIL):
 #: Snakemake marks it failed, and its retry resumes from the checkpoint.
@@ -30,7 +30,7 @@ def logged(snakemake) -> Iterator[logging.Logger]:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
-    set_threads(snakemake.threads)
+    use_threads(snakemake.threads)
     gpu = acquire_gpu() if getattr(snakemake.resources, "gpu", 0) else contextlib.nullcontext()
     try:
         with gpu, contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
@@ -47,3 +47,17 @@ def logged(snakemake) -> Iterator[logging.Logger]:
         logger.removeHandler(handler)
         if stream is not sys.stderr:
             stream.close()
+
+
+def use_threads(threads: int | None) -> None:
+    """Use the cores Snakemake gave the job (``threads:``), not every core of the node.
+
+    torch is not imported for this (table and figure jobs never load it): a job that imported torch
+    already gets ``torch.set_num_threads``; one that imports it later reads ``OMP_NUM_THREADS``.
+    """
+    if not threads:
+        return
+    os.environ["OMP_NUM_THREADS"] = str(int(threads))
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(int(threads))
