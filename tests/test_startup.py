@@ -1,6 +1,7 @@
 """Jobs and planning import only what they use (start-up is most of a small job's time).
 
-Table, claims and gradient-figure jobs never load torch. Each check runs in a fresh interpreter and looks at its ``sys.modules``.
+Table, claims and gradient-figure jobs never load torch; planning the paper's DAG loads neither
+torch nor timm. Each check runs in a fresh interpreter and looks at its ``sys.modules``.
 """
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ import os
 import subprocess
 import sys
 
-from workflow_helpers import REPO
+import pytest
+import torchvision
+from fake_raw import make_fake_celeba, make_fake_facescrub
+from workflow_helpers import REPO, SNAKEFILE, write_config
+
+from lsmia.model_names import LSMIA_ARCHITECTURES, TORCHVISION_MODELS
+from lsmia.models import known_architectures
+from lsmia.models.torchvision_adapter import is_supported
 
 HEAVY = ("torch", "timm", "torchvision")
 FIXTURES = REPO / "tests" / "fixtures" / "paper"
@@ -59,3 +67,23 @@ def test_torch_jobs_do_not_load_torchvision_or_timm_at_start():
     """torchvision and timm are imported where a model from them is built, not by the job module."""
     code = "import lsmia.jobkit, lsmia.jobs.attack, lsmia.jobs.evaluate, lsmia.jobs.training"
     assert loaded_after(code) == ["torch"]
+
+
+@pytest.mark.slow
+def test_paper_dry_run_imports_neither_torch_nor_timm(tmp_path):
+    config = json.loads(json.dumps(__import__("yaml").safe_load(
+        (REPO / "config" / "config.yaml").read_text())))
+    for name, make in (("facescrub", make_fake_facescrub), ("celeba", make_fake_celeba)):
+        config["datasets"][name]["raw_dir"] = str(make(tmp_path / "raw" / name))
+    configfile = write_config(config, tmp_path / "paper.yaml")
+    argv = ["snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(tmp_path),
+            "--configfile", str(configfile), "-n", "--cores", "16", "--quiet", "rules", "all"]
+    code = f"import sys\nsys.argv = {argv!r}\nfrom snakemake.cli import main\nmain()"
+    assert loaded_after(code, cwd=tmp_path) == []
+
+
+def test_planning_names_match_the_model_libraries():
+    """lsmia.model_names answers without torch; it must agree with the registries it stands for."""
+    assert tuple(known_architectures()) == LSMIA_ARCHITECTURES
+    supported = {name for name in torchvision.models.list_models() if is_supported(name)}
+    assert supported == TORCHVISION_MODELS
