@@ -6,6 +6,11 @@ batch, so writing after every batch would cost O(batches²) at the paper's size)
 SIGTERM; a rerun with the same inputs resumes after the last saved batch and gives the same result as
 an uninterrupted run (bit-identical on CPU). SIGTERM abandons the running batch, saves the finished
 ones and raises ``Preempted``; a SIGKILL loses at most ``checkpoint_seconds`` of work.
+
+The final confidence reuses nothing of the last iteration's forward pass: that pass saw w before the
+last Adam step (through a random crop), so the final w is synthesised once more, and its view and
+the view's mirror go through the target as one batch. The input fingerprint (which hashes the
+target's weights) is computed once per call, not per batch.
 """
 
 from __future__ import annotations
