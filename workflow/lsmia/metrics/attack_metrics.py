@@ -78,9 +78,9 @@ def compute_attack_metrics(
                       mininterval=10):
         batch = augment.to_float(images[start:start + batch_size].permute(0, 3, 1, 2)).to(device)
         if shared:
-            penultimate, batch_logits = _features_and_logits(evaluation_model, batch,
-                                                             evaluation_input_size)
-            features["eval"].append(penultimate)
+            eval_features, batch_logits = _features_and_logits(evaluation_model, batch,
+                                                               evaluation_input_size)
+            features["eval"].append(eval_features)
             logits.append(batch_logits)
         else:
             logits.append(_logits(evaluation_model, batch, evaluation_input_size))
