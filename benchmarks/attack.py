@@ -1,141 +1,135 @@
-"""PPA optimisation throughput (samples × iterations per second) through ``optimise_stage``.
+"""PPA optimisation stage against a plain per-iteration PPA loop, same generator and target.
 
-Rows: the demo's procedural prior with a tiny target at 32 px (CPU, and CUDA when present); and a
-StyleGAN2-sized *stand-in* generator (the real one needs the NVlabs checkout and FFHQ pickle) with
-timm's ResNet-152 at 224 px. The stand-in has StyleGAN2 config-F's shape at 1024²: 18 style
-vectors of 512, an 8-layer 512-wide mapping network, two style-modulated 3×3 convolutions per
-resolution from 4² to 1024² with 512→32 channels, so its cost and memory per image are of the same
-order; it lacks weight demodulation, noise and the skip-ToRGB branches and is not StyleGAN.
+The generator is NVlabs' StyleGAN2-ADA ``training.networks.Generator`` from the vendored code
+(``../shared/vendor/stylegan2-ada-pytorch``), randomly initialised at 128 px, pickled as
+the NVlabs pickles are (``G``, ``D``, ``G_ema``) and loaded through lsmia's ``StyleGAN2Prior``; targets are torchvision ResNets
+(``tv:resnet18``, ``tv:resnet152``, 530 classes, random weights) at 224 px.
 
-    .venv/bin/python benchmarks/attack.py [--devices cpu cuda] [--large-cpu-iterations 1]
+* **plain loop**: the authors' optimisation loop re-implemented from PAPER.md's facts: the target
+  is only put in eval mode (its weight gradients are computed), one random resized crop per batch,
+  Poincaré loss, Adam, and per iteration a no-grad softmax confidence read to the host for the log;
+  the stage ends when the loop does (it returns the optimised w).
+* **optimise_stage**: lsmia's whole stage as the rule runs it (frozen target, per-sample crops,
+  loss/confidence/gradient-cosine traces, fingerprint, state file and trace CSV, the final
+  flip-averaged confidence of the final w).
+
+Throughput is samples × iterations per second of the whole call; each run alternates the two.
+
+    .venv/bin/python benchmarks/attack.py [--targets resnet18 resnet152] [--runs 3]
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import os
+import pickle
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import timm
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from lsmia.attacks import ProceduralFacePrior, optimise_stage
+from lsmia.attacks import StyleGAN2Prior, optimise_stage, poincare_loss
+from lsmia.attacks.views import PAPER_CROP_FRACTION, target_view
+from lsmia.data import augment
+from lsmia.models import create_model
 from machine import machine
-from lsmia.attacks.generators import broadcast_w, truncate
-from lsmia.attacks.views import PAPER_CROP_FRACTION
 
-# channels per resolution of StyleGAN2 config F at 1024² (channel_base 32768, channel_max 512)
-CHANNELS = {4: 512, 8: 512, 16: 512, 32: 512, 64: 512, 128: 256, 256: 128, 512: 64, 1024: 32}
+VENDORED = Path(__file__).resolve().parents[1].parent / "shared" / "vendor" / "stylegan2-ada-pytorch"
+SETTINGS = dict(lr=0.005, betas=(0.1, 0.1), crop_scale=(0.9, 1.0), crop_fraction=PAPER_CROP_FRACTION)
 
 
-class StyleGAN2SizedStandin(nn.Module):
-    """A generator with StyleGAN2-1024's latent shape and convolution sizes (benchmark only)."""
+def vendored_generator(folder: Path, resolution: int, device) -> StyleGAN2Prior:
+    """A randomly initialised NVlabs generator, through the same loader as a real pickle."""
+    sys.path.insert(0, str(VENDORED))
+    from training.networks import Generator
 
-    w_dim, num_ws, image_size = 512, 18, 1024
-
-    def __init__(self):
-        super().__init__()
-        self.mapping = nn.Sequential(*[m for _ in range(8) for m in (nn.Linear(512, 512),
-                                                                     nn.LeakyReLU(0.2))])
-        self.const = nn.Parameter(torch.randn(512, 4, 4))
-        self.affines, self.convs = nn.ModuleList(), nn.ModuleList()
-        previous = 512
-        for resolution, channels in CHANNELS.items():
-            for _ in range(1 if resolution == 4 else 2):
-                self.affines.append(nn.Linear(512, previous))
-                self.convs.append(nn.Conv2d(previous, channels, 3, padding=1))
-                previous = channels
-        self.torgb_affine = nn.Linear(512, previous)
-        self.torgb = nn.Conv2d(previous, 3, 1)
-        assert len(self.convs) + 1 == self.num_ws
-
-    @torch.no_grad()
-    def sample_w(self, n, seed, psi=1.0, cutoff=None):
-        device = self.const.device
-        z = torch.randn(n, 512, generator=torch.Generator().manual_seed(seed)).to(device)
-        w = self.mapping(z).unsqueeze(1).repeat(1, self.num_ws, 1)
-        return truncate(w, torch.zeros(512, device=device), psi, cutoff)
-
-    def synthesise(self, w):
-        ws = broadcast_w(w, self.num_ws)
-        x = self.const.unsqueeze(0).expand(len(ws), -1, -1, -1)
-        for index, (affine, conv) in enumerate(zip(self.affines, self.convs)):
-            if index % 2 == 1:
-                x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
-            x = F.leaky_relu(conv(x * affine(ws[:, index])[:, :, None, None]), 0.2)
-        return self.torgb(x * self.torgb_affine(ws[:, -1])[:, :, None, None])
+    torch.manual_seed(0)
+    network = Generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=resolution, img_channels=3)
+    network.eval().requires_grad_(False)
+    path = folder / "generator.pkl"
+    with open(path, "wb") as handle:
+        pickle.dump({"G": network, "D": nn.Linear(1, 1), "G_ema": network}, handle)
+    return StyleGAN2Prior(VENDORED, path, device)
 
 
-def tiny_target(num_classes):
-    return nn.Sequential(
-        nn.Conv2d(3, 16, 3, stride=2), nn.ReLU(), nn.Conv2d(16, 32, 3, stride=2), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, num_classes),
-    )
+def plain_ppa_loop(generator, target: nn.Module, w_start, targets, *, iterations: int,
+                   input_size: int, seed: int) -> torch.Tensor:
+    """Adam on w with the Poincaré loss, as the authors' loop does it (see the module docstring)."""
+    target.eval().requires_grad_(True)
+    w = w_start.clone().requires_grad_(True)
+    optimiser = torch.optim.Adam([w], lr=SETTINGS["lr"], betas=SETTINGS["betas"])
+    crops = torch.Generator().manual_seed(seed)
+    for _ in range(iterations):
+        view = target_view(generator.synthesise(w), SETTINGS["crop_fraction"], input_size)
+        box = augment.crop_boxes(1, input_size, input_size, SETTINGS["crop_scale"], (1.0, 1.0),
+                                 crops)
+        logits = target(augment.crop_and_resize(view, box.expand(len(view), 4), input_size))
+        loss = poincare_loss(logits, targets)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        with torch.no_grad():
+            confidence = logits.softmax(dim=1).gather(1, targets[:, None]).mean().item()
+    del confidence
+    return w.detach()
 
 
-def time_optimisation(generator, target, samples, iterations, input_size, device):
-    """Seconds of ``optimise_stage`` for ``samples`` latents (one batch), ``iterations`` steps."""
-    w = generator.sample_w(samples, seed=0, psi=0.5, cutoff=8).cpu()
-    sample_out = {"w": w.reshape(1, samples, *w.shape[1:]), "classes": torch.tensor([0])}
-    with tempfile.TemporaryDirectory() as tmp:
-        def run(steps, name):
-            start = time.perf_counter()
-            optimise_stage(
-                generator, target, sample_out, iterations=steps, lr=0.005, betas=(0.1, 0.1),
-                crop_scale=(0.9, 1.0), crop_fraction=PAPER_CROP_FRACTION, input_size=input_size,
-                batch_size=samples, seed=0, device=device, state_path=Path(tmp) / f"{name}.pt",
-                log_csv=Path(tmp) / f"{name}.csv",
-            )
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            return time.perf_counter() - start
-
-        run(1, "warmup")
-        return run(iterations, "timed")
-
-
-def benchmark_rows(devices, args):
-    rows = []
-    for device in devices:
-        torch.manual_seed(0)
-        procedural = ProceduralFacePrior(32, device)
-        samples, iterations = (8, 10) if device.type == "cpu" else (128, 50)
-        seconds = time_optimisation(procedural, tiny_target(10), samples, iterations, 32, device)
-        rows.append(("procedural faces 32²", "tiny CNN", 32, device, samples, iterations, seconds))
-
-        iterations = args.large_cpu_iterations if device.type == "cpu" else 10
-        if iterations == 0:
-            continue
-        samples = 1 if device.type == "cpu" else 8
-        standin = StyleGAN2SizedStandin().to(device).eval().requires_grad_(False)
-        target = timm.create_model("resnet152", pretrained=False, num_classes=530)
-        seconds = time_optimisation(standin, target, samples, iterations, 224, device)
-        rows.append(("StyleGAN2-sized stand-in 1024²", "resnet152", 224, device, samples,
-                     iterations, seconds))
-    return rows
+def time_pair(generator, target, samples, iterations, input_size, device, folder):
+    """Seconds of (plain loop, optimise_stage) on the same start latents."""
+    w = generator.sample_w(samples, seed=0, psi=0.5, cutoff=8)[:, 0].to(device)
+    targets = torch.arange(samples, device=device) % 10
+    sample_out = {"w": w.cpu().reshape(1, samples, -1), "classes": torch.tensor([0])}
+    start = time.perf_counter()
+    plain_ppa_loop(generator, target, w, targets, iterations=iterations, input_size=input_size,
+                   seed=0)
+    plain = time.perf_counter() - start
+    for stale in folder.glob("state*"):
+        stale.unlink()
+    start = time.perf_counter()
+    optimise_stage(generator, target, sample_out, iterations=iterations, input_size=input_size,
+                   batch_size=samples, seed=0, device=device, state_path=folder / "state.pt",
+                   log_csv=folder / "log.csv", **SETTINGS)
+    return plain, time.perf_counter() - start
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--devices", nargs="+", default=None,
-                        help="cpu and/or cuda (default: cpu, plus cuda when available)")
-    parser.add_argument("--large-cpu-iterations", type=int, default=1,
-                        help="steps of the 1024² stand-in on CPU (0 skips it; each is slow)")
+    parser.add_argument("--targets", nargs="+", default=["resnet18", "resnet152"])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--samples", type=int, default=8)
+    parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument("--resolution", type=int, default=128)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
-    names = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
-    rows = benchmark_rows([torch.device(name) for name in names], args)
-    print(f"`.venv/bin/python {' '.join(sys.argv)}` on {machine()}\n")
-    print("| prior | target | input px | device | samples | iterations | seconds | images/s |")
-    print("|---|---|---|---|---|---|---|---|")
-    for prior, target, size, device, samples, iterations, seconds in rows:
-        rate = samples * iterations / seconds if seconds > 0 else math.inf
-        print(f"| {prior} | {target} | {size} | {device} | {samples} | {iterations} | "
-              f"{seconds:.2f} | {rate:.2f} |")
+    device = torch.device(args.device)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        generator = vendored_generator(folder, args.resolution, device)
+        for name in args.targets:
+            target = create_model(f"tv:{name}", 530).to(device)
+            time_pair(generator, target, args.samples, 1, 224, device, folder)  # warm-up
+            runs = [time_pair(generator, target, args.samples, args.iterations, 224, device,
+                              folder) for _ in range(args.runs)]
+            rows.append((name, runs))
+    load = os.getloadavg()
+    print(f"`.venv/bin/python {' '.join(sys.argv)}` on {machine()}, load average {load[0]:.2f} "
+          f"{load[1]:.2f} {load[2]:.2f}; StyleGAN2-ADA (vendored, random) {args.resolution} px, "
+          f"batch {args.samples}, {args.iterations} iterations, {args.runs} runs\n")
+    print("| target | plain loop s (min/median/max) | optimise_stage s (min/median/max) | "
+          "plain img/s | stage img/s | stage / plain |")
+    print("|---|---|---|---:|---:|---:|")
+    work = args.samples * args.iterations
+    for name, runs in rows:
+        plain, stage = ([run[i] for run in runs] for i in (0, 1))
+        spread = [f"{min(t):.1f} / {statistics.median(t):.1f} / {max(t):.1f}" for t in (plain, stage)]
+        plain_rate, stage_rate = work / statistics.median(plain), work / statistics.median(stage)
+        print(f"| {name} | {spread[0]} | {spread[1]} | {plain_rate:.2f} | {stage_rate:.2f} | "
+              f"{stage_rate / plain_rate:.2f}× |")
 
 
 if __name__ == "__main__":

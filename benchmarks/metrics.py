@@ -56,12 +56,13 @@ def demo_data(root: Path, seed: int = 0):
 
 
 def networks(device: torch.device):
+    """The demo's roles: δ_eval's features come from the evaluation model itself (as in the
+    metrics job), δ_face and FID/PRDC from two other networks."""
     torch.manual_seed(0)
     extractors = {role: model_penultimate(create_model(arch, CLASSES).to(device).eval(), SIZE,
                                           f"{role}-{arch}@random")
                   for role, arch in EXTRACTOR_ARCHS.items()}
-    evaluation_model = create_model("tiny_inception", CLASSES).to(device).eval()
-    return extractors, evaluation_model
+    return extractors, extractors["eval"].network
 
 
 def timed(function) -> tuple[float, object]:

@@ -28,8 +28,9 @@ def tiny_target(num_classes=4):
     )
 
 
-def run_optimise(state_path, log_csv, iterations=8, lr=0.05):
-    """The same small attack every time (also run in a subprocess by the kill tests)."""
+def run_optimise(state_path, log_csv, iterations=8, lr=0.05, checkpoint_seconds=0):
+    """The same small attack every time (also run in a subprocess by the kill tests); the state is
+    saved after every batch unless ``checkpoint_seconds`` says otherwise."""
     torch.set_num_threads(1)
     prior = ProceduralFacePrior(32, CPU)
     w = prior.sample_w(len(CLASSES) * PER_CLASS, seed=0, psi=0.5, cutoff=8)
@@ -39,6 +40,7 @@ def run_optimise(state_path, log_csv, iterations=8, lr=0.05):
         prior, tiny_target(), sample_out, iterations=iterations, lr=lr, betas=(0.1, 0.1),
         crop_scale=(0.9, 1.0), crop_fraction=PAPER_CROP_FRACTION, input_size=24,
         batch_size=BATCH, seed=7, device=CPU, state_path=state_path, log_csv=log_csv,
+        checkpoint_seconds=checkpoint_seconds,
     )
 
 
@@ -180,3 +182,35 @@ def test_non_finite_loss_stops_the_stage_naming_class_and_iteration(tmp_path):
                        input_size=24, batch_size=8, seed=0, device=CPU,
                        state_path=tmp_path / "s.pt", log_csv=tmp_path / "l.csv")
     assert not (tmp_path / "s.pt").exists()
+
+
+def test_state_writes_are_amortised_but_sigterm_still_saves(tmp_path, monkeypatch):
+    from lsmia.attacks import optimise
+
+    writes = []
+    real_save = optimise.torch_save
+    monkeypatch.setattr(optimise, "torch_save",
+                        lambda obj, path: (writes.append(len(obj["batches"])), real_save(obj, path)))
+    every = run_optimise(tmp_path / "every.pt", tmp_path / "every.csv", iterations=2)
+    assert writes == [1, 2, 3, 4]
+    writes.clear()
+    amortised = run_optimise(tmp_path / "once.pt", tmp_path / "once.csv", iterations=2,
+                             checkpoint_seconds=3600)
+    assert writes == [4]  # only the complete state, at the end
+    assert_same(every, amortised)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "every.csv"),
+                                  pd.read_csv(tmp_path / "once.csv"))
+
+    writes.clear()
+    run_batch = optimise._optimise_batch
+
+    def terminate_in_third_batch(*args, **kwargs):
+        if kwargs["batch_seed"] == 7 * 1_000_003 + 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return run_batch(*args, **kwargs)
+
+    monkeypatch.setattr(optimise, "_optimise_batch", terminate_in_third_batch)
+    with pytest.raises(Preempted, match="2 of 4 batches saved"):
+        run_optimise(tmp_path / "term.pt", tmp_path / "term.csv", iterations=2,
+                     checkpoint_seconds=3600)
+    assert writes == [2] and saved_batches(tmp_path / "term.pt") == 2

@@ -35,7 +35,7 @@ def node(monkeypatch):
 
 def fake_snakemake(tmp_path, device, gpu=1):
     return types.SimpleNamespace(
-        log=[str(tmp_path / "job.log")], threads=1, params=types.SimpleNamespace(device=device),
+        log=[str(tmp_path / "job.log")], threads=1, config={"device": device},
         resources=types.SimpleNamespace(gpu=gpu) if gpu else types.SimpleNamespace(),
     )
 
@@ -95,6 +95,8 @@ def test_cpu_rules_and_explicit_cpu_never_ask(tmp_path, node, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     require_cuda_if_asked("cpu", gpu_rule=True)
     with logged(fake_snakemake(tmp_path, "auto", gpu=0)):
+        pass
+    with logged(fake_snakemake(tmp_path, "cuda", gpu=0)):  # the paper's device, a CPU rule
         pass
 
 

@@ -1,5 +1,6 @@
 """One attack's metrics: values against direct computation, and no output when anything fails."""
 
+import copy
 import json
 import math
 
@@ -17,9 +18,10 @@ from lsmia.metrics.attack_metrics import (
     write_metrics,
 )
 from lsmia.metrics.embeddings import compute_embeddings
-from lsmia.metrics.extractors import NetworkExtractor
+from lsmia.metrics.extractors import NetworkExtractor, model_penultimate
 from lsmia.metrics.fid import frechet_distance
 from lsmia.metrics.prdc import prdc_per_class
+from lsmia.models import create_model
 from torch import nn
 
 SIZE, CLASSES, TRAIN_PER_CLASS, FINAL_PER_CLASS = 8, 6, 10, 5
@@ -94,6 +96,25 @@ def test_metrics_equal_the_primitives_on_the_same_features(setting):
     assert metrics["num_classes"] == 4 and metrics["images_per_class"] == FINAL_PER_CLASS
     assert metrics["extractors"] == {"eval": "eval@0", "face": "face@0", "fid": "fid@0"}
     assert all(math.isfinite(metrics[key]) for key in NUMBERS)
+
+
+def test_evaluation_model_as_its_own_extractor_sees_each_image_once(setting):
+    torch.manual_seed(0)
+    model = create_model("tiny_resnet", CLASSES).eval()
+    twin = model_penultimate(copy.deepcopy(model), SIZE, "eval@twin")
+    real = {**setting["real"],
+            "eval": compute_embeddings(twin, PackedDataset(setting["path"]), "train", None, 16, "cpu")}
+    apart = _metrics(setting, evaluation_model=model, real_embeddings=real,
+                     extractors={**setting["extractors"], "eval": twin})
+    seen = []
+    features = model.forward_features
+    model.forward_features = lambda x: (seen.append(len(x)), features(x))[1]
+    shared = _metrics(setting, evaluation_model=model, real_embeddings=real,
+                      extractors={**setting["extractors"],
+                                  "eval": model_penultimate(model, SIZE, "eval@twin")})
+    assert shared == apart  # the same numbers, bit for bit
+    finals = setting["selected"]["images"].shape[0] * FINAL_PER_CLASS
+    assert sum(seen) == finals + sum(len(x) for x, _ in setting["unselected"])
 
 
 def test_copies_of_training_images_have_zero_distances(setting):

@@ -11,6 +11,8 @@ from typing import Any, Mapping
 import yaml
 from jsonschema import Draft202012Validator
 
+from lsmia.model_names import LSMIA_ARCHITECTURES, is_known_model
+
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 _DERIVED_RECIPE = re.compile(r"^(?P<base>.+)-n(?P<size>[0-9]+)$")
 _SOURCE_KEYS = {
@@ -337,7 +339,7 @@ def _architecture_problems(config: dict) -> list[str]:
                 f"config key 'architectures.{name}.model': unknown model {spec['model']!r}; expected a "
                 "timm model name, 'tv:<torchvision ResNet/ResNeXt/WideResNet, DenseNet or inception_v3>' "
                 "or an lsmia architecture "
-                f"({sorted(_lsmia_architectures())})"
+                f"({sorted(LSMIA_ARCHITECTURES)})"
             )
         pretrained = spec.get("pretrained", "none")
         if pretrained == "imagenet" and spec["model"] not in config.get("weights", {}):
@@ -351,25 +353,6 @@ def _architecture_problems(config: dict) -> list[str]:
                 "dataset (its public identities)"
             )
     return problems
-
-
-def is_known_model(model: str) -> bool:
-    """Whether ``model`` names an lsmia, supported torchvision (``tv:``) or timm architecture."""
-    if model in _lsmia_architectures():
-        return True
-    if model.startswith("tv:"):
-        from lsmia.models.torchvision_adapter import is_supported
-
-        return is_supported(model[3:])
-    import timm
-
-    return timm.is_model(model)
-
-
-def _lsmia_architectures() -> set[str]:
-    from lsmia.models import known_architectures
-
-    return set(known_architectures())
 
 
 if __name__ == "__main__":  # python -m lsmia.config FILE...: check config files before a run

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import traceback
 from typing import Iterator
 
-from lsmia.cuda_check import require_cuda_if_asked
 from lsmia.gpu_lock import acquire_gpu
-from lsmia.runtime import set_threads
 
 #: Exit status of a job that stopped on SIGTERM after writing its checkpoint (EX_TEMPFAIL):
 #: Snakemake marks it failed, and its retry resumes from the checkpoint.
@@ -32,13 +31,16 @@ def logged(snakemake) -> Iterator[logging.Logger]:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
-    set_threads(snakemake.threads)
+    use_threads(snakemake.threads)
     gpu_rule = bool(getattr(snakemake.resources, "gpu", 0))
     gpu = acquire_gpu() if gpu_rule else contextlib.nullcontext()
     try:
         with gpu, contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
             try:
-                require_cuda_if_asked(getattr(snakemake.params, "device", None), gpu_rule)
+                if gpu_rule:  # torch only here: table and figure jobs never load it
+                    from lsmia.cuda_check import require_cuda_if_asked
+
+                    require_cuda_if_asked(snakemake.config.get("device"), gpu_rule)
                 yield logger
             except BaseException as err:  # noqa: BLE001 - logged, then re-raised or mapped
                 if type(err).__name__ == "Preempted":
@@ -51,3 +53,17 @@ def logged(snakemake) -> Iterator[logging.Logger]:
         logger.removeHandler(handler)
         if stream is not sys.stderr:
             stream.close()
+
+
+def use_threads(threads: int | None) -> None:
+    """Use the cores Snakemake gave the job (``threads:``), not every core of the node.
+
+    torch is not imported for this (table and figure jobs never load it): a job that imported torch
+    already gets ``torch.set_num_threads``; one that imports it later reads ``OMP_NUM_THREADS``.
+    """
+    if not threads:
+        return
+    os.environ["OMP_NUM_THREADS"] = str(int(threads))
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(int(threads))

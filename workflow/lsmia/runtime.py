@@ -45,9 +45,3 @@ def autocast(device: torch.device, precision: str = "fp32"):
     if precision == "bf16" and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
-
-
-def set_threads(threads: int | None) -> None:
-    """Use the cores Snakemake gave the job (``threads:``), not every core of the node."""
-    if threads:
-        torch.set_num_threads(int(threads))

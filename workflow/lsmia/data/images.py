@@ -20,7 +20,6 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
-from lsmia.data.packed import write_packed
 from lsmia.io import staging_dir
 from lsmia.data.splits import seeded_split
 
@@ -157,6 +156,8 @@ def pack_split(out_dir: str | os.PathLike, items: Sequence[Any], sources: Sequen
     ``labels[i]`` indexes ``identities``. Unreadable images are dropped before splitting when
     ``on_corrupt == "skip"`` (the split then covers the readable images only) and listed in the
     manifest; with ``"fail"`` the first one stops preparation with its path."""
+    from lsmia.data.packed import write_packed  # torch: not for the raw-data check while planning
+
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     labels = np.asarray(labels, dtype=np.int64)

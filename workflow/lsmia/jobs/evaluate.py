@@ -13,7 +13,7 @@ from lsmia.data.packed import PackedDataset
 from lsmia.io import save_json
 from lsmia.metrics.attack_metrics import candidate_batches, compute_attack_metrics
 from lsmia.metrics.embeddings import compute_embeddings, load_cached_embeddings, save_embeddings
-from lsmia.metrics.extractors import load_extractor
+from lsmia.metrics.extractors import load_extractor, model_penultimate
 from lsmia.metrics.knowledge import knowledge_extraction_score
 from lsmia.metrics.leakage import identity_leakage
 from lsmia.models import load_model
@@ -43,6 +43,9 @@ def metrics_job(*, selected, optimised, data_dir, evaluation_model, extractors: 
     caches = {role: load_cached_embeddings(embeddings[role], networks[role].name, dataset)
               for role in networks}
     judge, judge_meta = load_model(evaluation_model, device)
+    if Path(extractors["eval"]["path"]) == Path(evaluation_model):
+        # one network for accuracy and δ_eval: the final images pass through it once
+        networks["eval"] = model_penultimate(judge, judge_meta["input_size"], networks["eval"].name)
     chosen = torch.load(selected, map_location="cpu", weights_only=True)
     candidates = torch.load(optimised, map_location="cpu", weights_only=True)
     generator = load_generator(attack["generator"], device)

@@ -1,4 +1,8 @@
-"""Build the paper's artefacts from the collected metrics files."""
+"""Build the paper's artefacts from the collected metrics files.
+
+Tables, the claims check and the gradient figure read CSV/JSON only and never import torch (a job's
+start-up is most of its time); the embedding and sample-grid figures import it when they run.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
-from lsmia.data.packed import PackedDataset
 from lsmia.io import load_json
-from lsmia.models import load_model
 from lsmia.paper import figures, tables
 from lsmia.paper.claims import evaluate_claims, write_claims
 from lsmia.paper.collect import collect_rows
-from lsmia.paper.embeddings import class_features
-from lsmia.runtime import resolve_device
 
 
 def table_artefact(name: str, spec: dict, inputs, table_stem: Path, figure_stem: Path | None = None):
@@ -52,6 +51,11 @@ def _alpha(model_metrics: str | Path) -> float:
 def embeddings_artefact(spec: dict, model_paths: Sequence[str], data_dir: Path, out_stem: Path,
                         device: str) -> None:
     """Penultimate features of three classes per α on their template plane."""
+    from lsmia.data.packed import PackedDataset
+    from lsmia.models import load_model
+    from lsmia.paper.embeddings import class_features
+    from lsmia.runtime import resolve_device
+
     device = resolve_device(device)
     dataset = PackedDataset(data_dir, split="test")
     panels = {}
@@ -72,6 +76,10 @@ def gradient_artefact(model_metrics: Sequence[str], logs: Sequence[str], out_ste
 def sample_grid_artefact(spec: dict, model_metrics: Sequence[str], selected: Sequence[str],
                          data_dir: Path, out_stem: Path) -> None:
     """Final attack images of the first identities per α, next to real training images."""
+    import torch
+
+    from lsmia.data.packed import PackedDataset
+
     dataset = PackedDataset(data_dir, split="train")
     count, classes = spec.get("images", 3), range(spec.get("classes", 4))
     real = {}

@@ -18,6 +18,7 @@ from lsmia.metrics.distances import nearest_same_class_sq_l2
 from lsmia.metrics.extractors import FeatureExtractor
 from lsmia.metrics.fid import frechet_distance
 from lsmia.metrics.prdc import prdc_per_class
+from lsmia.models.factory import penultimate
 from lsmia.provenance import provenance
 
 #: Extractor roles: the evaluation model's penultimate layer (δ_eval), the face network (δ_face),
@@ -68,13 +69,22 @@ def compute_attack_metrics(
                              f"{real_embeddings[role]['extractor']!r}, not by the {role} extractor "
                              f"{extractors[role].name!r}")
     evaluation_model = evaluation_model.to(device).eval()
+    # δ_eval's extractor is usually the evaluation model itself: then one pass gives both.
+    shared = _is_penultimate_of(extractors["eval"], evaluation_model, evaluation_input_size)
+    own_extractors = [role for role in ROLES if not (shared and role == "eval")]
 
     logits, features = [], {role: [] for role in ROLES}
     for start in tqdm(range(0, len(images), batch_size), desc="final images", file=sys.stderr,
                       mininterval=10):
         batch = augment.to_float(images[start:start + batch_size].permute(0, 3, 1, 2)).to(device)
-        logits.append(_logits(evaluation_model, batch, evaluation_input_size))
-        for role in ROLES:
+        if shared:
+            eval_features, batch_logits = _features_and_logits(evaluation_model, batch,
+                                                               evaluation_input_size)
+            features["eval"].append(eval_features)
+            logits.append(batch_logits)
+        else:
+            logits.append(_logits(evaluation_model, batch, evaluation_input_size))
+        for role in own_extractors:
             features[role].append(extractors[role](batch).cpu())
     logits = torch.cat(logits)
     features = {role: torch.cat(parts) for role, parts in features.items()}
@@ -160,6 +170,24 @@ def _logits(model: nn.Module, images: torch.Tensor, input_size: int) -> torch.Te
     if not torch.isfinite(logits).all():
         raise FloatingPointError("evaluation model: NaN or infinite logits")
     return logits
+
+
+def _is_penultimate_of(extractor, model: nn.Module, input_size: int) -> bool:
+    """Whether ``extractor`` gives ``model``'s pre-logit features (the classifier's input) at
+    ``input_size``; a defence wrapper's pre-logits need not be its classifier's input."""
+    return (getattr(extractor, "network", None) is model and extractor.input_size == input_size
+            and not hasattr(model, "forward_with_regulariser"))
+
+
+@torch.no_grad()
+def _features_and_logits(model: nn.Module, images: torch.Tensor,
+                         input_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pre-logit features and logits of one pass (the same numbers as two separate passes)."""
+    features = penultimate(model, augment.resize(images.float(), input_size)).float()
+    logits = model.get_classifier()(features).float()
+    if not torch.isfinite(features).all() or not torch.isfinite(logits).all():
+        raise FloatingPointError("evaluation model: NaN or infinite features or logits")
+    return features.flatten(1).cpu(), logits.cpu()
 
 
 def _restricted(cache: Mapping, classes: list[int], role: str) -> dict:

@@ -5,11 +5,9 @@ from __future__ import annotations
 import math
 
 import torch
-from torch_fidelity.metric_fid import (
-    KEY_METRIC_FID,
-    fid_features_to_statistics,
-    fid_statistics_to_metric,
-)
+
+# torch_fidelity is imported where it is used: it loads torchvision (and torch._dynamo), ~1.5 s of
+# every metrics job's start-up otherwise.
 
 
 def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
@@ -18,6 +16,8 @@ def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> floa
     Statistics and distance are torch-fidelity's (``fid_features_to_statistics``,
     ``fid_statistics_to_metric``), computed in float64. With fewer samples than dimensions the
     covariances are singular; the distance stays defined but is biased upwards, as for any FID."""
+    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_statistics_to_metric
+
     statistics = [_statistics(features, name)
                   for features, name in ((features_a, "features_a"), (features_b, "features_b"))]
     if statistics[0]["mu"].shape != statistics[1]["mu"].shape:
@@ -36,4 +36,6 @@ def _statistics(features: torch.Tensor, name: str) -> dict:
                          f"{tuple(features.shape)}")
     if not torch.isfinite(features).all():
         raise FloatingPointError(f"{name}: features contain NaN or infinite values")
+    from torch_fidelity.metric_fid import fid_features_to_statistics
+
     return fid_features_to_statistics(features.detach().to("cpu", torch.float64))

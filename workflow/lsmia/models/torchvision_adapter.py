@@ -16,7 +16,6 @@ import re
 
 import torch
 from torch import nn
-from torchvision.models.inception import InceptionOutputs
 
 log = logging.getLogger("lsmia.models")
 
@@ -122,13 +121,17 @@ class TorchvisionModel(nn.Module):
         x = torch.flatten(x, 1)
         return x if pre_logits else self.get_classifier()(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor | InceptionOutputs:
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Logits; ``InceptionOutputs(logits, aux_logits)`` for Inception-v3 with an auxiliary head
         in training mode (the trainer adds the auxiliary loss)."""
         if self.family == "Inception3":
             features, aux = self._inception_features(x)
             logits = self.forward_head(features)
-            return logits if aux is None else InceptionOutputs(logits, aux)
+            if aux is None:
+                return logits
+            from torchvision.models.inception import InceptionOutputs  # loaded with the model
+
+            return InceptionOutputs(logits, aux)
         return self.forward_head(self.forward_features(x))
 
     def auxiliary_classifier(self) -> nn.Module | None:

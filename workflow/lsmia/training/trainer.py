@@ -31,7 +31,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models.inception import InceptionOutputs
 from tqdm import tqdm
 
 from lsmia.data.augment import TrainAugment, eval_transform
@@ -194,7 +193,7 @@ def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: to
         else:
             logits, extra = model(images), None
     auxiliary = None
-    if isinstance(logits, InceptionOutputs):
+    if isinstance(logits, tuple) and hasattr(logits, "aux_logits"):  # InceptionOutputs
         logits, auxiliary = logits
     loss = label_smoothing_loss(logits, labels, alpha_t)
     if auxiliary is not None:
