@@ -213,13 +213,9 @@ if "sample_grid" in ART:
 
 
 def _claims_inputs(wildcards):
-    inputs = {"models": [], "attacks": [], "knowledge": [], "gradients": []}
+    inputs = {"models": [], "attacks": [], "knowledge": []}
     for name in ART:
         if name in ("toy_example", "embeddings", "sample_grid"):
-            continue
-        if name == "gradient_similarity":
-            inputs["gradients"] += [gradient_log(*t) for t in _triples(name)]
-            inputs["models"] += [target_metrics(*t) for t in _triples(name)]
             continue
         for key, files in metrics_inputs(name, with_knowledge=name == "main_table").items():
             inputs[key] += files
@@ -235,7 +231,6 @@ rule claims:
         csv=f"{PAPER}/claims.csv",
     params:
         spec=ART,
-        gradient_recipes=[t[2] for t in _triples("gradient_similarity")] if "gradient_similarity" in ART else [],
     log:
         f"{LOGS}/paper/claims.log",
     benchmark:
