@@ -96,12 +96,15 @@ def resolve_recipe(config: dict, name: str) -> dict:
     )
 
 
-def attack_settings_for(config: dict, dataset: str, recipe: str) -> dict:
-    """``attack_settings`` of the attack on the run ``recipe``: a replicate ``-s<seed>`` attacks
-    with its seed, the plain run with ``seeds[0]``."""
-    settings = attack_settings(config, dataset)
-    settings["seed"] = split_replicate(recipe)[1] or config["seeds"][0]
-    return settings
+def replicate_seed(config: dict, run: str) -> int:
+    """The seed of a run: that of ``<recipe>-s<seed>``, else the first of ``seeds``."""
+    seed = split_replicate(run)[1]
+    return config["seeds"][0] if seed is None else seed
+
+
+def attack_settings_for(config: dict, dataset: str, run: str) -> dict:
+    """``attack_settings`` of the attack on ``run``, seeded with its replicate seed."""
+    return {**attack_settings(config, dataset), "seed": replicate_seed(config, run)}
 
 
 def attack_settings(config: dict, dataset: str) -> dict:

@@ -28,7 +28,7 @@ rule attack_sample:
     output:
         f"{RES}/attacks/{{dataset}}/{{arch}}/{{rs}}/sample.pt",
     params:
-        attack=lambda wc: attack_params(wc.dataset),
+        attack=lambda wc: attack_params(wc.dataset, wc.rs),
         device=config["device"],
     log:
         f"{LOGS}/attack_sample/{{dataset}}/{{arch}}/{{rs}}.log",
@@ -53,7 +53,7 @@ rule attack_optimise:
         result=f"{RES}/attacks/{{dataset}}/{{arch}}/{{rs}}/{{ro}}/optimise.pt",
         gradients=f"{RES}/attacks/{{dataset}}/{{arch}}/{{rs}}/{{ro}}/gradients.csv",
     params:
-        attack=lambda wc: attack_params(wc.dataset),
+        attack=lambda wc: attack_params(wc.dataset, wc.rs),
         device=config["device"],
         state=lambda wc: f"{RES}/attacks/{wc.dataset}/{wc.arch}/{wc.rs}/{wc.ro}/optimise.state.pt",
     log:
@@ -80,7 +80,7 @@ rule attack_select:
         result=f"{RES}/attacks/{{dataset}}/{{arch}}/{{rs}}/{{ro}}/{{rsel}}/select.pt",
         grid=f"{RES}/attacks/{{dataset}}/{{arch}}/{{rs}}/{{ro}}/{{rsel}}/images.png",
     params:
-        attack=lambda wc: attack_params(wc.dataset),
+        attack=lambda wc: attack_params(wc.dataset, wc.rs),
         device=config["device"],
     log:
         f"{LOGS}/attack_select/{{dataset}}/{{arch}}/{{rs}}/{{ro}}/{{rsel}}.log",

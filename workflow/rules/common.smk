@@ -3,7 +3,14 @@ import re
 
 from snakemake.exceptions import WorkflowError
 
-from lsmia.config import ConfigError, attack_settings, resolve_recipe, validate_config
+from lsmia.config import (
+    ConfigError,
+    attack_settings_for,
+    replicate_name,
+    replicate_seed,
+    resolve_recipe,
+    validate_config,
+)
 
 try:
     _validated = validate_config(config)
@@ -24,7 +31,7 @@ def _alternatives(names):
     return "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
 
 
-_RECIPE_RE = f"(?:{_alternatives(config['recipes'])})(?:-n[0-9]+)?"
+_RECIPE_RE = f"(?:{_alternatives(config['recipes'])})(?:-n[0-9]+)?(?:-s[0-9]+)?"
 
 wildcard_constraints:
     dataset=_alternatives(DATASETS),
@@ -105,8 +112,9 @@ def recipe_params(recipe):
     return resolve_recipe(config, recipe)
 
 
-def attack_params(dataset):
-    return attack_settings(config, dataset)
+def attack_params(dataset, run):
+    """The attack settings of one run: its replicate seed (`<recipe>-s<seed>`, else `seeds[0]`)."""
+    return attack_settings_for(config, dataset, run)
 
 
 def datasets_of(source):

@@ -52,7 +52,7 @@ rule attack_metrics:
         f"{RES}/attacks/{{dataset}}/{{arch}}/{{rs}}/{{ro}}/{{rsel}}/metrics.json",
     params:
         extractors=lambda wc: {name: extractor_spec(wc.dataset, name) for name in EXTRACTORS},
-        attack=lambda wc: attack_params(wc.dataset),
+        attack=lambda wc: attack_params(wc.dataset, wc.rs),
         prdc_k=config["metrics"]["prdc_k"],
         batch_size=config["metrics"]["batch_size"],
         synthetic=lambda wc: DATASETS[wc.dataset]["source"] == "synthetic",
@@ -70,6 +70,11 @@ rule attack_metrics:
         "../scripts/attack_metrics.py"
 
 
+def knowledge_recipe(run):
+    """The student's recipe, seeded with the replicate seed of the attack it learns from."""
+    return {**recipe_params(config["metrics"]["knowledge"]["recipe"]), "seed": replicate_seed(config, run)}
+
+
 rule knowledge_extraction:
     """ξ: train a fresh student only on the attack images; test it on the real identities."""
     input:
@@ -80,7 +85,7 @@ rule knowledge_extraction:
         f"{RES}/attacks/{{dataset}}/{{arch}}/{{recipe}}/{{recipe}}/{{recipe}}/knowledge.json",
     params:
         arch=ARCHS[config["metrics"]["knowledge"]["architecture"]],
-        recipe=recipe_params(config["metrics"]["knowledge"]["recipe"]),
+        recipe=lambda wc: knowledge_recipe(wc.recipe),
         device=config["device"],
         workdir=lambda wc: f"{RES}/attacks/{wc.dataset}/{wc.arch}/{wc.recipe}/{wc.recipe}/{wc.recipe}/knowledge",
     log:

@@ -10,7 +10,20 @@ def _files(stem, extensions):
     return [f"{PAPER}/{stem}.{ext}" for ext in extensions]
 
 
+def artefact_seeds(name):
+    """The replicate seeds an artefact shows: the first `artefacts.<name>.seeds` of `seeds` (all
+    by default; the pictures of single models, embeddings and sample_grid, show the first)."""
+    count = 1 if name in ("embeddings", "sample_grid") else ART[name].get("seeds", len(config["seeds"]))
+    return config["seeds"][:count]
+
+
 def _triples(name):
+    """(dataset, architecture, run) of every plain attack an artefact shows, for each of its seeds
+    (runs of later seeds are named `<recipe>-s<seed>`)."""
+    return [(d, a, replicate_name(config, r, s)) for s in artefact_seeds(name) for d, a, r in _recipe_triples(name)]
+
+
+def _recipe_triples(name):
     """(dataset, architecture, recipe) of every plain attack an artefact shows."""
     spec = ART[name]
     if name == "main_table":
@@ -27,12 +40,15 @@ def _triples(name):
 
 
 def _stage_combinations():
-    """Stage recipes (sample, optimise, select) of the stage ablation: each stage swapped alone."""
+    """Stage runs (sample, optimise, select) of the stage ablation: each stage swapped alone, per
+    seed."""
     spec = ART["stage_ablation"]
-    base = spec["baseline"]
-    combos = [(base, base, base)]
-    for other in spec["others"]:
-        combos += [(other, base, base), (base, other, base), (base, base, other), (other,) * 3]
+    combos = []
+    for seed in artefact_seeds("stage_ablation"):
+        base = replicate_name(config, spec["baseline"], seed)
+        combos.append((base, base, base))
+        for other in (replicate_name(config, o, seed) for o in spec["others"]):
+            combos += [(other, base, base), (base, other, base), (base, base, other), (other,) * 3]
     return list(dict.fromkeys(combos))
 
 

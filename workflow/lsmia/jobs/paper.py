@@ -64,8 +64,10 @@ def embeddings_artefact(spec: dict, model_paths: Sequence[str], data_dir: Path, 
 
 
 def gradient_artefact(model_metrics: Sequence[str], logs: Sequence[str], out_stem: Path) -> None:
-    """Gradient cosine similarity per iteration, one line per α."""
-    curves = {_alpha(m): figures.read_gradient_log(log) for m, log in zip(model_metrics, logs)}
+    """Gradient cosine similarity per iteration, one line per α (bands over seeds)."""
+    curves: dict[float, list] = {}
+    for metrics, log in zip(model_metrics, logs):  # seed replicates share their α
+        curves.setdefault(_alpha(metrics), []).append(figures.read_gradient_log(log))
     figures.gradient_similarity_figure(curves, out_stem)
 
 

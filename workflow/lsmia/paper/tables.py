@@ -16,6 +16,7 @@ from lsmia.paper.collect import STAGES
 from lsmia.paper.figures import pareto_front
 
 UP, DOWN = "↑", "↓"
+STD = "_std"  # suffix of a metric's standard deviation over seeds
 ARROW_NOTE = (
     "Arrows give the direction of a stronger attack (more leakage); for test accuracy, of better "
     "utility."
@@ -55,6 +56,13 @@ class Column:
         if self.decimals is None:
             return str(raw)
         return f"{self.value(raw):.{self.decimals}f}"
+
+    def cell(self, record: dict) -> str:
+        """The value of ``record``, as ``mean ± std`` when it is a mean over several seeds."""
+        std = record.get(f"{self.key}{STD}")
+        if not self.numeric or _missing(std) or _missing(record[self.key]):
+            return self.text(record[self.key])
+        return f"{self.text(record[self.key])} ± {self.value(std):.{self.decimals}f}"
 
 
 def _missing(value) -> bool:
@@ -98,6 +106,7 @@ TEXT: dict[str, Column] = {
         Column("defence", "Defence", "Defence", decimals=None),
         Column("defence_params", "Defence parameters", "Defence parameters", decimals=None),
         Column("num_train_images", "Training images", "Training images", decimals=None),
+        Column("n_seeds", "Seeds", "Seeds", decimals=None),
         Column("on_pareto_front", "Pareto front", "Pareto front", decimals=None),
         *(
             Column(
@@ -135,8 +144,9 @@ def write_table(
 ) -> dict[str, Path]:
     """Write ``<out_stem>.csv``, ``.md`` and ``.tex``; columns are ``Column``s or metric keys.
 
-    The CSV holds the values in the displayed units at full precision; Markdown and LaTeX round
-    them and end with the notes.
+    The CSV holds the values in the displayed units at full precision (means over seeds, with a
+    ``<header> std`` column beside each metric that has a standard deviation); Markdown and LaTeX
+    round them, show ``mean ± std`` and end with the notes.
     """
     columns = [resolve_column(c) for c in columns]
     missing = [c.key for c in columns if c.key not in df.columns]
@@ -146,7 +156,13 @@ def write_table(
     paths = {ext: stem.with_name(f"{stem.name}.{ext}") for ext in ("csv", "md", "tex")}
     records = df[[c.key for c in columns]].to_dict("records")
 
-    csv = pd.DataFrame({c.header(): [c.value(r[c.key]) for r in records] for c in columns})
+    records = [{**r, **_stds(df, i, columns)} for i, r in enumerate(records)]
+    csv = {}
+    for c in columns:
+        csv[c.header()] = [c.value(r[c.key]) for r in records]
+        if c.numeric and f"{c.key}{STD}" in df.columns:
+            csv[f"{c.header()} std"] = [c.value(r[f"{c.key}{STD}"]) for r in records]
+    csv = pd.DataFrame(csv)
     with atomic_path(paths["csv"]) as tmp:
         csv.to_csv(tmp, index=False)
     with atomic_path(paths["md"]) as tmp:
@@ -154,6 +170,29 @@ def write_table(
     with atomic_path(paths["tex"]) as tmp:
         tmp.write_text(_latex(records, columns, caption, notes), encoding="utf-8")
     return paths
+
+
+def _stds(df: pd.DataFrame, position: int, columns: Sequence[Column]) -> dict:
+    keys = [f"{c.key}{STD}" for c in columns if f"{c.key}{STD}" in df.columns]
+    return {key: df[key].iloc[position] for key in keys}
+
+
+def over_seeds(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per attack of ``rows`` (its seed replicates averaged): every metric's mean over
+    seeds, its standard deviation (``<key>_std``, missing for a single seed) and ``n_seeds``."""
+    from lsmia.paper.collect import KEY_COLUMNS
+
+    keys = [k for k in KEY_COLUMNS if k != "seed"]
+    metrics = [k for k in METRICS if k in rows.columns]
+    numbers = rows[metrics].apply(pd.to_numeric, errors="coerce")
+    groups = numbers.groupby([rows[k] for k in keys], sort=False)
+    first = rows.groupby(keys, sort=False).first()
+    out = first.assign(**groups.mean()).join(groups.std(ddof=1).add_suffix(STD))
+    out["n_seeds"] = rows.groupby(keys, sort=False).size()
+    out["seeds"] = rows.groupby(keys, sort=False)["seed"].agg(
+        lambda s: ", ".join(str(v) for v in sorted(s.dropna()))
+    )
+    return out.reset_index()
 
 
 def resolve_column(column: Column | str) -> Column:
@@ -172,7 +211,7 @@ def _markdown(records, columns, caption, notes) -> str:
 
     align = ["---:" if c.numeric else ":---" for c in columns]
     lines = [f"**{caption}**", "", line(c.header() for c in columns), line(align)]
-    lines += [line(c.text(r[c.key]) for c in columns) for r in records]
+    lines += [line(c.cell(r) for c in columns) for r in records]
     lines += ["", *(f"- {note}" for note in notes)]
     return "\n".join(lines) + "\n"
 
@@ -198,6 +237,7 @@ _LATEX_ESCAPES = {
     "≥": r"$\geq$",
     "≤": r"$\leq$",
     "×": r"$\times$",
+    "±": r"$\pm$",
 }
 
 
@@ -215,7 +255,7 @@ def _latex(records, columns, caption, notes) -> str:
         r"\toprule",
         " & ".join(c.latex_header() for c in columns) + r" \\",
         r"\midrule",
-        *(" & ".join(latex_escape(c.text(r[c.key])) for c in columns) + r" \\" for r in records),
+        *(" & ".join(latex_escape(c.cell(r)) for c in columns) + r" \\" for r in records),
         r"\bottomrule",
         r"\end{tabular}",
     ]
@@ -247,6 +287,11 @@ def describe_rows(rows: pd.DataFrame) -> list[str]:
         f"Attacked: {classes} per attack (final selection).",
         ARROW_NOTE,
     ]
+    if "n_seeds" in rows and (rows["n_seeds"] > 1).any():
+        notes.append(
+            "Mean ± standard deviation over the seeds in column Seeds (seeds "
+            f"{'; '.join(pd.unique(rows['seeds']))}; each a replicate of training and attack)."
+        )
     synthetic = rows[rows["synthetic"].astype(bool)]
     if len(synthetic):
         networks = "; ".join(
@@ -264,7 +309,7 @@ def describe_rows(rows: pd.DataFrame) -> list[str]:
 
 
 def _uniform(rows: pd.DataFrame) -> pd.DataFrame:
-    return rows[~rows["stage_ablation"].astype(bool)]
+    return over_seeds(rows[~rows["stage_ablation"].astype(bool)])
 
 
 def _select(rows: pd.DataFrame, artefact: str, **keys: Sequence[str]) -> pd.DataFrame:
@@ -302,7 +347,7 @@ def _attack_table(rows: pd.DataFrame, leading: Sequence[str], artefact: str, cap
     notes = describe_rows(rows)
     if not knowledge:
         notes.append("ξ (knowledge extraction) was not computed in this configuration.")
-    columns = [*leading, "test_accuracy", *ATTACK_COLUMNS, *knowledge, *leakage]
+    columns = [*leading, "test_accuracy", *ATTACK_COLUMNS, *knowledge, *leakage, "n_seeds"]
     return Table(rows, [resolve_column(c) for c in columns], caption, notes)
 
 
@@ -379,7 +424,7 @@ def training_size(
     )
     selected = selected.sort_values(["alpha", "num_train_images"], kind="stable")
     selected = selected.reset_index(drop=True)
-    columns = ["recipe", "alpha", "num_train_images", "test_accuracy", "acc1", "acc5"]
+    columns = ["recipe", "alpha", "num_train_images", "test_accuracy", "acc1", "acc5", "n_seeds"]
     return Table(
         selected,
         [resolve_column(c) for c in columns],
@@ -396,7 +441,7 @@ def stage_ablation(
     every other combination of the two recipes that was run is shown too."""
     if not others:
         raise ValueError("stage_ablation: 'others' must name at least one recipe")
-    here = rows[(rows["dataset"] == dataset) & (rows["architecture"] == architecture)]
+    here = over_seeds(rows[(rows["dataset"] == dataset) & (rows["architecture"] == architecture)])
     stage_columns = [f"recipe_{s}" for s in STAGES]
     combos = here.set_index(stage_columns)
     required = [(baseline,) * 3]
@@ -417,7 +462,8 @@ def stage_ablation(
     selected = selected.sort_values(
         stage_columns, key=lambda s: s.map(order), kind="stable"
     ).reset_index(drop=True)
-    columns = [*stage_columns, "acc1", "delta_acc1", "acc5", "delta_face", "delta_eval", "fid"]
+    columns = [*stage_columns, "acc1", "delta_acc1", "acc5", "delta_face", "delta_eval", "fid",
+               "n_seeds"]
     return Table(
         selected,
         [resolve_column(c) for c in columns],
@@ -449,6 +495,7 @@ def defence_comparison(
         "test_accuracy",
         *ATTACK_COLUMNS,
         "on_pareto_front",
+        "n_seeds",
     ]
     return Table(
         selected,
