@@ -106,7 +106,7 @@ TEXT: dict[str, Column] = {
         Column("defence", "Defence", "Defence", decimals=None),
         Column("defence_params", "Defence parameters", "Defence parameters", decimals=None),
         Column("num_train_images", "Training images", "Training images", decimals=None),
-        Column("n_seeds", "Seeds", "Seeds", decimals=None),
+        Column("n_seeds", "Seeds", "Seeds", decimals=0),
         Column("on_pareto_front", "Pareto front", "Pareto front", decimals=None),
         *(
             Column(
