@@ -10,8 +10,11 @@ import yaml
 from lsmia.config import (
     ConfigError,
     attack_settings,
+    attack_settings_for,
     load_config,
+    replicate_name,
     resolve_recipe,
+    split_replicate,
     typed_command_line_config,
     validate_config,
     with_runtime_settings,
@@ -121,6 +124,30 @@ def test_limited_data_recipes_are_derived(paper):
     assert resolve_recipe(config, "ls0.1-n2500")["alpha"] == 0.1
     with pytest.raises(ConfigError, match="unknown recipe 'ls0.3-n10'"):
         resolve_recipe(config, "ls0.3-n10")
+
+
+def test_seed_replicates_are_derived(paper):
+    config = validate_config(_edit(paper, "seeds", [42, 7]))
+    assert split_replicate("ls0.1-n2500-s7") == ("ls0.1-n2500", 7)
+    assert split_replicate("ls0.1") == ("ls0.1", None)
+    assert [replicate_name(config, "hard", s) for s in config["seeds"]] == ["hard", "hard-s7"]
+    replicate = resolve_recipe(config, "ls0.1-n2500-s7")
+    assert replicate == {**resolve_recipe(config, "ls0.1-n2500"), "seed": 7}
+    assert resolve_recipe(config, "ls0.1")["seed"] == 42
+    assert attack_settings_for(config, "facescrub", "ls0.1-s7")["seed"] == 7
+    assert attack_settings_for(config, "facescrub", "ls0.1-n2500")["seed"] == 42
+    with pytest.raises(ConfigError, match="unknown recipe 'ls0.3'"):
+        resolve_recipe(config, "ls0.3-s7")
+
+
+def test_seeds_default_to_the_training_seed_and_must_start_with_it(paper):
+    assert validate_config(paper)["seeds"] == [42]
+    assert "the first seed (7) is the run on the plain paths and must equal 'training.seed' = 42" in (
+        _error(_edit(paper, "seeds", [7, 42])))
+    assert "config key 'seeds'" in _error(_edit(paper, "seeds", [42, 42]))
+    recipes = {**paper["recipes"], "hard-s2": {"alpha": 0.0}}
+    assert "'recipes.hard-s2': a recipe name must not end in" in _error(
+        _edit(paper, "recipes", recipes))
 
 
 def test_dataset_attack_overrides(paper):

@@ -8,6 +8,7 @@ from lsmia.metrics.accuracy import topk_accuracy
 from lsmia.metrics.distances import min_sq_l2, nearest_same_class_sq_l2, pairwise_sq_l2
 from lsmia.metrics.fid import frechet_distance
 from lsmia.metrics.leakage import identity_leakage
+from lsmia.metrics.per_class import per_class_means
 from lsmia.metrics.prdc import prdc, prdc_per_class
 from scipy import linalg
 
@@ -168,3 +169,15 @@ def test_identity_leakage_on_known_codes():
 def test_identity_leakage_rejects_unknown_class():
     with pytest.raises(ValueError, match="classes"):
         identity_leakage(torch.zeros(1, 2, 3), [5], torch.zeros(3, 3))
+
+
+def test_per_class_means_by_sorted_label_skipping_nan():
+    labels = torch.tensor([2, 0, 2, 0, 5])
+    values = {"a": torch.tensor([1.0, 2.0, 3.0, float("nan"), 4.0]),
+              "hit": torch.tensor([True, False, False, True, True])}
+    assert per_class_means(values, labels) == {"classes": [0, 2, 5], "a": [2.0, 2.0, 4.0],
+                                               "hit": [0.5, 0.5, 1.0]}
+    with pytest.raises(ValueError, match="'a' has 2 values for 5 labels"):
+        per_class_means({"a": torch.ones(2)}, labels)
+    with pytest.raises(ValueError, match="no finite value for class 5"):
+        per_class_means({"a": torch.tensor([1.0, 1, 1, 1, float("nan")])}, labels)

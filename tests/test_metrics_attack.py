@@ -94,6 +94,13 @@ def test_metrics_equal_the_primitives_on_the_same_features(setting):
     assert metrics["eval_confidence"] == pytest.approx(
         float(logits.softmax(1).gather(1, labels[:, None]).mean()), rel=1e-6)
     assert metrics["num_classes"] == 4 and metrics["images_per_class"] == FINAL_PER_CLASS
+    per_class = metrics["per_class"]
+    assert per_class["classes"] == [1, 3, 4, 5]
+    for key in ("acc1", "acc5", "delta_face", "delta_eval", "target_confidence",
+                "eval_confidence"):  # equal class sizes: the mean of the class means
+        assert np.mean(per_class[key]) == pytest.approx(metrics[key], rel=1e-6)
+    hits = (logits.argmax(1) == labels).reshape(4, FINAL_PER_CLASS).double().mean(1)
+    assert per_class["acc1"] == pytest.approx(hits.tolist())
     assert metrics["extractors"] == {"eval": "eval@0", "face": "face@0", "fid": "fid@0"}
     assert all(math.isfinite(metrics[key]) for key in NUMBERS)
 
@@ -188,3 +195,12 @@ def test_candidate_batches_render_every_latent_with_its_class():
     assert torch.cat([y for _, y in batches]).tolist() == [7, 7, 7, 2, 2, 2]
     grey = torch.round((w.reshape(6, 4)[:, 0] + 1) * 127.5) / 127.5 - 1   # quantised like uint8
     assert torch.allclose(images[:, 0, 0, 0], grey, atol=1e-6)
+
+
+def test_class_gradient_cosine_averages_candidates_and_iterations_without_step_zero():
+    from lsmia.jobs.evaluate import class_gradient_cosine
+
+    trace = torch.tensor([[[float("nan"), 0.2, 0.4], [float("nan"), 0.0, 0.2]],
+                          [[float("nan"), -1.0, -1.0], [float("nan"), 1.0, 1.0]]])
+    optimised = {"grad_cosine_trace": trace, "classes": torch.tensor([7, 3])}
+    assert class_gradient_cosine(optimised, [3, 7]) == pytest.approx([0.0, 0.2])

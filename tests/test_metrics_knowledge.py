@@ -50,6 +50,8 @@ def _attack(labels_for_training, real, workdir):
 def test_separable_attack_images_transfer_their_knowledge(real, tmp_path):
     score = _attack(lambda labels, rng: labels, real, tmp_path)
     assert score["xi_train"] == 1.0 and score["xi_test"] == 1.0
+    assert score["per_class"] == {"classes": sorted(ATTACKED), "xi_train": [1.0] * len(ATTACKED),
+                                  "xi_test": [1.0] * len(ATTACKED)}
     assert score["real_train_images"] == 9 * len(ATTACKED)
     assert score["real_test_images"] == 3 * len(ATTACKED)
     assert score["attack_images"] == PER_CLASS * len(ATTACKED)
@@ -67,6 +69,7 @@ def test_images_of_the_wrong_identity_give_zero(real, tmp_path):
     score = _attack(lambda labels, rng: np.array([shifted[label] for label in labels]), real,
                     tmp_path)
     assert score["xi_train"] == 0.0 and score["xi_test"] == 0.0
+    assert set(score["per_class"]["xi_test"]) == {0.0}
 
 
 def test_labels_outside_the_attacked_classes_are_refused(real, tmp_path):

@@ -140,3 +140,50 @@ def test_defence_must_be_named(tmp_path):
 def test_no_attacks_is_an_error():
     with pytest.raises(MetricsInputError, match="no attack metrics"):
         collect_rows(fixture_files("model"), [])
+
+
+def _replicate(tmp_path, seed, per_class=None, model_seed=None):
+    """The hard-label resnet152 run as replicate ``hard-s<seed>`` (model and attack file)."""
+    name = f"hard-s{seed}"
+    model = json.loads((FIXTURES / "model_resnet152_hard.json").read_text())
+    model.update(recipe=name, seed=seed if model_seed is None else model_seed,
+                 per_class={"classes": [0, 1], "test_accuracy": [0.5, 1.0]})
+    attack = json.loads((FIXTURES / "attack_resnet152_hard.json").read_text())
+    attack.update(recipes={stage: name for stage in ("sample", "optimise", "select")}, seed=seed)
+    attack["metrics"]["per_class"] = per_class or {"classes": [0, 1], "acc1": [0.25, 0.75],
+                                                   "grad_cosine": [0.1, -0.2]}
+    return write(tmp_path / f"model_{name}.json", model), write(tmp_path / f"attack_{name}.json",
+                                                                 attack)
+
+
+def test_seed_replicates_are_rows_of_their_recipe_with_per_class_values(tmp_path):
+    model, attack = _replicate(tmp_path, 43)
+    rows = collect_fixtures(model=fixture_files("model") + [model],
+                            attack=fixture_files("attack") + [attack])
+    hard = rows[(rows.architecture == "resnet152") & (rows.recipe == "hard")]
+    assert sorted(hard.seed) == [42, 43]
+    replicate = hard[hard.seed == 43].iloc[0]
+    assert replicate.recipe_optimise == "hard" and not replicate.stage_ablation
+    assert replicate.per_class == {"acc1": {0: 0.25, 1: 0.75}, "grad_cosine": {0: 0.1, 1: -0.2},
+                                   "test_accuracy": {0: 0.5, 1: 1.0}}
+    assert hard[hard.seed == 42].iloc[0].per_class == {}  # files without per-class values
+
+
+@pytest.mark.parametrize(
+    "per_class, message",
+    [
+        ({"acc1": [0.5]}, r"missing key metrics\.per_class\.'classes'"),
+        ({"classes": [0, 1], "acc1": [0.5]}, r"per_class\.'acc1' must be a list of 2 numbers"),
+        ({"classes": [0, 1], "acc1": [0.5, 7.0]}, r"'acc1' must be a fraction in \[0, 1\]"),
+    ],
+)
+def test_malformed_per_class_values_are_refused(tmp_path, per_class, message):
+    model, attack = _replicate(tmp_path, 43, per_class=per_class)
+    with pytest.raises(MetricsInputError, match=message):
+        collect_rows([model], [attack])
+
+
+def test_attack_seed_must_match_its_target(tmp_path):
+    model, attack = _replicate(tmp_path, 43, model_seed=7)
+    with pytest.raises(MetricsInputError, match="attack seed 43 differs from its target's seed 7"):
+        collect_rows([model], [attack])

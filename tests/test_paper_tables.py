@@ -58,6 +58,33 @@ def test_main_table_files_headers_and_notes(rows, tmp_path):
     assert tex.count(r" \\") == 1 + 3  # header and three rows
 
 
+def _three_seeds(rows):
+    """The fixture's rows and two more seeds whose Acc@1 is 0.1 lower and higher."""
+    lower, higher = rows.copy(), rows.copy()
+    lower["seed"], higher["seed"] = 43, 44
+    lower["acc1"] -= 0.1
+    higher["acc1"] += 0.1
+    return pd.concat([rows, lower, higher], ignore_index=True)
+
+
+def test_tables_average_seeds_and_show_mean_and_std(rows, tmp_path):
+    table = tables.main_table(_three_seeds(rows), **SPEC["main_table"])
+    paths = table.write(tmp_path / "main")
+    csv = pd.read_csv(paths["csv"])
+    ls = csv[csv.Recipe == "ls0.1"].iloc[0]
+    assert ls["Acc@1 (%) ↑"] == pytest.approx(80.0) and ls["Acc@1 (%) ↑ std"] == pytest.approx(10)
+    assert ls["Test acc. (%) ↑ std"] == pytest.approx(0) and ls["Seeds"] == 3
+    md = paths["md"].read_text()
+    assert "| 80.00 ± 10.00 |" in md and "| 3 |" in md
+    assert "Mean ± standard deviation over the seeds in column Seeds (seeds 42, 43, 44;" in md
+    assert r"80.00 $\pm$ 10.00" in paths["tex"].read_text()
+    single = tables.main_table(rows, **SPEC["main_table"]).write(tmp_path / "one")
+    assert " ± " not in single["md"].read_text().split("\n\n")[1]
+    assert "Acc@1 (%) ↑ std" in pd.read_csv(single["csv"]).columns  # empty for one seed
+    ablation = tables.stage_ablation(_three_seeds(rows), **SPEC["stage_ablation"])
+    assert set(ablation.frame["n_seeds"]) == {3}
+
+
 def test_main_table_missing_row_is_an_error(rows):
     with pytest.raises(KeyError, match="main_table: no attack metrics for .*recipe=ls0.2"):
         tables.main_table(rows, ["synthfaces"], "resnet152", ["hard", "ls0.2"])
@@ -106,6 +133,10 @@ def test_training_size_table_and_figure(rows, tmp_path):
     figures.training_size_figure(table.frame, tmp_path / "ts_fig")
     data = pd.read_csv(written(tmp_path / "ts_fig", "png", "pdf", "csv")["csv"])
     assert set(data.alpha) == {-0.05, 0.0, 0.1} and len(data) == 6
+    seeded = tables.training_size(_three_seeds(rows), **SPEC["training_size"])
+    figures.training_size_figure(seeded.frame, tmp_path / "ts_seeds")
+    data = pd.read_csv(tmp_path / "ts_seeds.csv")
+    np.testing.assert_allclose(data.acc1_std, 0.1)  # drawn as error bars
 
 
 def test_alpha_sweep_sorted_and_figure(rows, tmp_path):
@@ -116,6 +147,9 @@ def test_alpha_sweep_sorted_and_figure(rows, tmp_path):
     figures.alpha_sweep_figure(table.frame, tmp_path / "sweep_fig")
     data = pd.read_csv(written(tmp_path / "sweep_fig", "png", "pdf", "csv")["csv"])
     assert list(data.recipe) == ["nls0.05", "nls0.01", "hard", "ls0.05", "ls0.1"]
+    seeded = tables.alpha_sweep(_three_seeds(rows), **SPEC["alpha_sweep"])
+    figures.alpha_sweep_figure(seeded.frame, tmp_path / "sweep_seeds")
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "sweep_seeds.csv").acc1_std, 0.1)
 
 
 def test_defence_comparison_marks_pareto_front_and_plots(rows, tmp_path):
@@ -133,6 +167,9 @@ def test_defence_comparison_marks_pareto_front_and_plots(rows, tmp_path):
     figures.defence_figure(table.frame, tmp_path / "def_fig")
     data = pd.read_csv(written(tmp_path / "def_fig", "png", "pdf", "csv")["csv"])
     assert data.on_pareto_front.sum() == 3
+    seeded = tables.defence_comparison(_three_seeds(rows), **SPEC["defence_comparison"])
+    figures.defence_figure(seeded.frame, tmp_path / "def_seeds")
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "def_seeds.csv").acc1_std, 0.1)
 
 
 def test_gradient_similarity_figure(tmp_path):
@@ -147,7 +184,16 @@ def test_gradient_similarity_figure(tmp_path):
         "iteration",
         "grad_cos_mean",
         "grad_cos_std",
+        "n_seeds",
     ]
+    hard = logs[0.0]
+    shifted = hard.assign(grad_cos_mean=hard.grad_cos_mean + 0.2)
+    figures.gradient_similarity_figure({0.0: [hard, shifted]}, tmp_path / "seeds")
+    band = pd.read_csv(tmp_path / "seeds.csv")
+    assert set(band.n_seeds) == {2}
+    expected = hard.dropna(subset=["grad_cos_mean"]).grad_cos_mean.to_numpy() + 0.1
+    np.testing.assert_allclose(band.grad_cos_mean, expected)
+    np.testing.assert_allclose(band.grad_cos_std, 0.2 / np.sqrt(2))
     bad = tmp_path / "bad.csv"
     bad.write_text("iteration,loss\n0,1.0\n")
     with pytest.raises(KeyError, match="bad.csv: gradient log lacks columns"):

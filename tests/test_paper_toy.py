@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from lsmia.paper import toy
+from lsmia.training.losses import label_smoothing_loss
 
 
 def _example_in_fresh_process(out):
@@ -41,7 +42,7 @@ def test_outputs_and_csv_format(first_run):
     for name in ("toy.png", "toy.pdf"):
         assert (out / name).stat().st_size > 0
     text = (out / "toy.csv").read_text().splitlines()
-    assert text[0] == "alpha,steps,closest_distance,final_loss"
+    assert text[0] == "alpha,steps,closest_distance,final_loss,attack_final_loss"
     for line in text[1:]:
         distance = line.split(",")[2]
         assert len(distance.split(".")[1]) >= 4
@@ -49,6 +50,34 @@ def test_outputs_and_csv_format(first_run):
     assert csv.alpha.tolist() == [0.0, 0.05, -0.05]
     assert csv.steps.tolist() == results.steps.tolist()
     np.testing.assert_allclose(csv.closest_distance, results.closest_distance, atol=1e-6)
+    np.testing.assert_allclose(csv.final_loss, results.final_loss, atol=1e-6)
+
+
+@pytest.mark.slow  # two full runs: about 45 s of CPU each
+def test_final_loss_is_the_training_loss_and_the_attack_loss_has_its_own_column(first_run):
+    """``final_loss`` is each model's label-smoothing training loss: with α < 0 it can be (and here
+    is) negative. The attack's cross-entropy is never negative and, once the attack stopped at
+    confidence > 0.95, below −ln 0.95 for every α."""
+    _, results = first_run
+    negative = results[results.alpha < 0]
+    assert (negative.final_loss < 0).all()
+    assert (results[results.alpha >= 0].final_loss > 0).all()
+    assert (results.attack_final_loss >= 0).all()
+    assert (results.attack_final_loss < -math.log(toy.CONFIDENCE_STOP)).all()
+    assert not np.allclose(results.final_loss, results.attack_final_loss)
+
+
+def test_training_loss_is_the_label_smoothing_loss_of_the_last_iteration(monkeypatch):
+    """Three iterations instead of 5,000: the returned loss is the one the last update used."""
+    points, labels = toy.toy_data()
+    for alpha in toy.ALPHAS:
+        monkeypatch.setattr(toy, "TRAIN_ITERATIONS", 3)
+        _, loss = toy.train_toy_model(points, labels, alpha)
+        monkeypatch.setattr(toy, "TRAIN_ITERATIONS", 2)  # same seed: the weights the last step saw
+        before_last, _ = toy.train_toy_model(points, labels, alpha)
+        with torch.no_grad():
+            expected = label_smoothing_loss(before_last.train()(points), labels, alpha).item()
+        assert loss == pytest.approx(expected, rel=1e-6)
 
 
 def test_data_is_the_specified_blobs():
@@ -67,6 +96,7 @@ def test_two_runs_are_identical_and_follow_the_stopping_rule(two_runs):
     assert [r.steps for r in runs] == results.steps.tolist()
     assert [r.closest_distance for r in runs] == results.closest_distance.tolist()
     assert [r.final_loss for r in runs] == results.final_loss.tolist()
+    assert [r.attack_final_loss for r in runs] == results.attack_final_loss.tolist()
     points, labels = toy.toy_data()
     class_two = points[labels == toy.TARGET_CLASS].numpy()
     for run in runs:
@@ -81,4 +111,4 @@ def test_two_runs_are_identical_and_follow_the_stopping_rule(two_runs):
         stopped_early = run.steps < toy.MAX_ATTACK_STEPS - 1
         if stopped_early:
             assert confidence[-1] > toy.CONFIDENCE_STOP
-            assert run.final_loss < -math.log(toy.CONFIDENCE_STOP)
+            assert run.attack_final_loss < -math.log(toy.CONFIDENCE_STOP)

@@ -54,7 +54,7 @@ inputs = Inputs(models=files("model"), attacks=files("attack"), knowledge=files(
 use_threads(1)
 table_artefact("main_table", spec["main_table"], inputs, out / "main_table")
 table_artefact("alpha_sweep", spec["alpha_sweep"], inputs, out / "alpha", out / "alpha_fig")
-claims_artefact(spec, inputs, recipes, out / "claims.md", out / "claims.csv")
+claims_artefact(spec, inputs, out / "claims.md", out / "claims.csv")
 models = [fixtures / f"model_resnet152_{{r}}.json" for r in recipes]
 gradient_artefact(models, inputs.gradients, out / "gradients")
 """

@@ -75,6 +75,11 @@ def test_metrics_log_and_schedules(packed, tmp_path):
                               batch_size=7)
     accuracy = float((logits.argmax(1) == labels).float().mean())
     assert metrics["test_accuracy"] == pytest.approx(accuracy)
+    per_class = metrics["test_per_class"]
+    assert per_class["classes"] == sorted(set(labels.tolist()))
+    for label, value in zip(per_class["classes"], per_class["test_accuracy"]):
+        mine = labels == label
+        assert value == pytest.approx(float((logits[mine].argmax(1) == label).float().mean()))
     assert 0.0 <= metrics["test_ece"] <= 1.0
     rows = _rows(tmp_path / "epochs.csv")
     assert [int(row["epoch"]) for row in rows] == [0, 1, 2, 3]

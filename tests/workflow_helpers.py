@@ -14,8 +14,8 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
 
 # The demo, shrunk until the whole DAG runs in a couple of minutes on two cores: fewer identities
-# and images, a few epochs, a handful of recipes. Every artefact but the toy example (its own test
-# runs it, tests/test_paper_toy.py) is still built.
+# and images, a few epochs, a handful of recipes, two seeds for the main trio only. Every artefact
+# but the toy example (its own test runs it, tests/test_paper_toy.py) is still built.
 MINI_RECIPES = ("hard", "ls0.1", "nls0.05", "mid0.1", "bido-0.1-1", "eval", "public", "knowledge")
 MINI_ARTEFACTS = {
     "main_table": {"datasets": ["synth"], "architecture": "tiny_resnet", "recipes": ["hard", "ls0.1", "nls0.05"]},
@@ -30,6 +30,9 @@ MINI_ARTEFACTS = {
     "architectures": {"dataset": "synth", "architectures": ["tiny_resnext"], "recipes": ["hard"]},
     "sample_grid": {"dataset": "synth", "architecture": "tiny_resnet", "recipes": ["hard", "ls0.1"], "classes": 2, "images": 2},
 }
+
+
+MINI_SEEDS = [42, 43]  # main_table and gradient_similarity show both
 
 
 def demo_config() -> dict:
@@ -50,6 +53,9 @@ def mini_demo_config(experiment: str = "mini") -> dict:
     attack["optimise"].update(iterations=3)
     attack["select"].update(final_per_class=4, transforms=2)
     config["artefacts"] = copy.deepcopy(MINI_ARTEFACTS)
+    config["seeds"] = MINI_SEEDS
+    for name in ("stage_ablation", "training_size", "alpha_sweep", "defence_comparison", "architectures"):
+        config["artefacts"][name]["seeds"] = 1
     return config
 
 

@@ -15,6 +15,7 @@ from lsmia.model_names import LSMIA_ARCHITECTURES, is_known_model
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 _DERIVED_RECIPE = re.compile(r"^(?P<base>.+)-n(?P<size>[0-9]+)$")
+_REPLICATE = re.compile(r"^(?P<base>.+)-s(?P<seed>[0-9]+)$")
 _SOURCE_KEYS = {
     "synthetic": ("identities", "public_identities", "images_per_identity"),
     "facescrub": ("raw_dir",),
@@ -58,6 +59,7 @@ def validate_config(config: dict) -> dict:
         raise ConfigError(f"invalid configuration ({len(set(problems))} problem(s)):\n{listing}")
     config.setdefault("device", "auto")
     config.setdefault("seed", 42)
+    config.setdefault("seeds", [config["training"]["seed"]])
     config.setdefault("weights", {})
     config["metrics"].setdefault("prdc_k", 3)
     config["metrics"].setdefault("batch_size", 64)
@@ -77,12 +79,31 @@ def recipe_names(config: dict) -> list[str]:
     return list(config["recipes"])
 
 
+def split_replicate(name: str) -> tuple[str, int | None]:
+    """``"hard-n100-s43"`` → ``("hard-n100", 43)``; a name without ``-s<seed>`` → ``(name, None)``
+    (the replicate of the first of ``seeds``)."""
+    match = _REPLICATE.match(name)
+    return (match["base"], int(match["seed"])) if match else (name, None)
+
+
+def replicate_name(config: dict, recipe: str, seed: int) -> str:
+    """The run of ``recipe`` with replicate seed ``seed``: the plain name for the first of
+    ``seeds``, ``<recipe>-s<seed>`` for the others."""
+    return recipe if seed == config["seeds"][0] else f"{recipe}-s{seed}"
+
+
 def resolve_recipe(config: dict, name: str) -> dict:
     """The full training recipe: ``training`` defaults overridden by the recipe.
 
-    ``<base>-n<N>`` is ``<base>`` trained on the first N images of the seeded training permutation.
+    ``<base>-n<N>`` is ``<base>`` trained on the first N images of the seeded training permutation;
+    ``<base>-s<seed>`` is ``<base>`` trained with that seed (a replicate of ``seeds``).
     """
     recipes = config["recipes"]
+    base, seed = split_replicate(name)
+    if seed is not None and name not in recipes:
+        recipe = resolve_recipe(config, base)
+        recipe["seed"] = seed
+        return recipe
     if name in recipes:
         return deep_merge(config["training"], recipes[name])
     match = _DERIVED_RECIPE.match(name)
@@ -91,9 +112,20 @@ def resolve_recipe(config: dict, name: str) -> dict:
         recipe["training_set_size"] = int(match["size"])
         return recipe
     raise ConfigError(
-        f"unknown recipe {name!r}: expected one of {sorted(recipes)} or '<recipe>-n<N>' for a limited "
-        "training set"
+        f"unknown recipe {name!r}: expected one of {sorted(recipes)}, '<recipe>-n<N>' for a limited "
+        "training set or '<recipe>[-n<N>]-s<seed>' for another seed"
     )
+
+
+def replicate_seed(config: dict, run: str) -> int:
+    """The seed of a run: that of ``<recipe>-s<seed>``, else the first of ``seeds``."""
+    seed = split_replicate(run)[1]
+    return config["seeds"][0] if seed is None else seed
+
+
+def attack_settings_for(config: dict, dataset: str, run: str) -> dict:
+    """``attack_settings`` of the attack on ``run``, seeded with its replicate seed."""
+    return {**attack_settings(config, dataset), "seed": replicate_seed(config, run)}
 
 
 def attack_settings(config: dict, dataset: str) -> dict:
@@ -270,6 +302,7 @@ def _reference_problems(config: dict) -> list[str]:
         need_recipe(f"datasets.{name}.evaluation.recipe", evaluation["recipe"])
         if evaluation.get("init_from"):
             need_dataset(f"datasets.{name}.evaluation.init_from", evaluation["init_from"])
+    problems += _seed_problems(config)
     problems += _architecture_problems(config)
     problems += _attack_size_problems(config)
     problems += _identity_problems(config)
@@ -305,6 +338,23 @@ def _reference_problems(config: dict) -> list[str]:
         names += [spec["baseline"]] if "baseline" in spec else []
         for recipe in names:
             need_recipe(f"artefacts.{artefact}.recipes", recipe)
+    return problems
+
+
+def _seed_problems(config: dict) -> list[str]:
+    """Recipe names that would read as derived runs; a first seed other than the configured one."""
+    problems = [
+        f"config key 'recipes.{name}': a recipe name must not end in '-n<N>' or '-s<seed>' "
+        "(those suffixes name a limited training set and a seed replicate)"
+        for name in config["recipes"]
+        if _DERIVED_RECIPE.match(name) or _REPLICATE.match(name)
+    ]
+    seeds = config.get("seeds")
+    for key, seed in (("training.seed", config["training"]["seed"]),
+                      ("attack.seed", config["attack"].get("seed", 42))):
+        if seeds and seeds[0] != seed:
+            problems.append(f"config key 'seeds': the first seed ({seeds[0]}) is the run on the "
+                            f"plain paths and must equal '{key}' = {seed}")
     return problems
 
 

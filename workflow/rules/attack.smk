@@ -44,7 +44,7 @@ rule attack_sample:
         mem_mb=memory(32000),
         runtime=runtime(180),
     params:
-        attack=lambda wc: attack_params(wc.dataset),
+        attack=lambda wc: attack_params(wc.dataset, wc.rs),
     script:
         "../scripts/attack_stage.py"
 
@@ -71,7 +71,7 @@ rule attack_optimise:
         mem_mb=memory(32000),
         runtime=runtime(1440, resumable=True),
     params:
-        attack=lambda wc: attack_params(wc.dataset),
+        attack=lambda wc: attack_params(wc.dataset, wc.rs),
         state=lambda wc: f"{RES}/attacks/{wc.dataset}/{wc.arch}/{wc.rs}/{wc.ro}/optimise.state.pt",
     script:
         "../scripts/attack_stage.py"
@@ -98,6 +98,6 @@ rule attack_select:
         mem_mb=memory(32000),
         runtime=runtime(240),
     params:
-        attack=lambda wc: attack_params(wc.dataset),
+        attack=lambda wc: attack_params(wc.dataset, wc.rs),
     script:
         "../scripts/attack_stage.py"

@@ -16,9 +16,12 @@ from lsmia.cluster import max_runtime, wall_time
 from lsmia.config import (
     ConfigError,
     attack_settings,
+    attack_settings_for,
     deep_merge,
     identity_problems,
     known_identities,
+    replicate_name,
+    replicate_seed,
     resolve_recipe,
     typed_command_line_config,
     validate_config,
@@ -46,7 +49,7 @@ def _alternatives(names):
     return "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
 
 
-_RECIPE_RE = f"(?:{_alternatives(config['recipes'])})(?:-n[0-9]+)?"
+_RECIPE_RE = f"(?:{_alternatives(config['recipes'])})(?:-n[0-9]+)?(?:-s[0-9]+)?"
 
 
 wildcard_constraints:
@@ -163,9 +166,18 @@ def recipe_params(recipe):
     return resolve_recipe(config, recipe)
 
 
-def attack_params(dataset):
-    """The attack settings that change results (the rest reach the job through the config)."""
-    return without_runtime_settings(attack_settings(config, dataset))
+def attack_params(dataset, run):
+    """The attack settings of one run that change results: its replicate seed (`<recipe>-s<seed>`,
+    else `seeds[0]`); the rest reach the job through the config."""
+    return without_runtime_settings(attack_settings_for(config, dataset, run))
+
+
+def knowledge_recipe(run):
+    """The student's recipe, seeded with the replicate seed of the attack it learns from."""
+    return {
+        **recipe_params(config["metrics"]["knowledge"]["recipe"]),
+        "seed": replicate_seed(config, run),
+    }
 
 
 def datasets_of(source):

@@ -47,7 +47,7 @@ rule attack_metrics:
         runtime=runtime(240),
     params:
         extractors=lambda wc: {name: extractor_spec(wc.dataset, name) for name in EXTRACTORS},
-        attack=lambda wc: attack_params(wc.dataset),
+        attack=lambda wc: attack_params(wc.dataset, wc.rs),
         prdc_k=config["metrics"]["prdc_k"],
         synthetic=lambda wc: DATASETS[wc.dataset]["source"] == "synthetic",
     script:
@@ -76,7 +76,7 @@ rule knowledge_extraction:
         runtime=runtime(360, resumable=True),
     params:
         arch=ARCHS[config["metrics"]["knowledge"]["architecture"]],
-        recipe=recipe_params(config["metrics"]["knowledge"]["recipe"]),
+        recipe=lambda wc: knowledge_recipe(wc.recipe),
         workdir=lambda wc: f"{RES}/attacks/{wc.dataset}/{wc.arch}/{wc.recipe}/{wc.recipe}/{wc.recipe}/knowledge",
     script:
         "../scripts/knowledge_extraction.py"

@@ -172,8 +172,5 @@ rule claims:
         "../../envs/lsmia.yaml"
     params:
         spec=ART,
-        gradient_recipes=(
-            [t[2] for t in _triples("gradient_similarity")] if "gradient_similarity" in ART else []
-        ),
     script:
         "../scripts/paper_claims.py"

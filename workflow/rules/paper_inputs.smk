@@ -10,7 +10,26 @@ def _files(stem, extensions):
     return [f"{PAPER}/{stem}.{ext}" for ext in extensions]
 
 
+def artefact_seeds(name):
+    """The replicate seeds an artefact shows: the first `artefacts.<name>.seeds` of `seeds` (all
+    by default; the pictures of single models, embeddings and sample_grid, show the first)."""
+    count = (
+        1 if name in ("embeddings", "sample_grid") else ART[name].get("seeds", len(config["seeds"]))
+    )
+    return config["seeds"][:count]
+
+
 def _triples(name):
+    """(dataset, architecture, run) of every plain attack an artefact shows, for each of its seeds
+    (runs of later seeds are named `<recipe>-s<seed>`)."""
+    return [
+        (d, a, replicate_name(config, r, s))
+        for s in artefact_seeds(name)
+        for d, a, r in _recipe_triples(name)
+    ]
+
+
+def _recipe_triples(name):
     """(dataset, architecture, recipe) of every plain attack an artefact shows."""
     spec = ART[name]
     if name == "main_table":
@@ -27,12 +46,15 @@ def _triples(name):
 
 
 def _stage_combinations():
-    """Stage recipes (sample, optimise, select) of the stage ablation: each stage swapped alone."""
+    """Stage runs (sample, optimise, select) of the stage ablation: each stage swapped alone, per
+    seed."""
     spec = ART["stage_ablation"]
-    base = spec["baseline"]
-    combos = [(base, base, base)]
-    for other in spec["others"]:
-        combos += [(other, base, base), (base, other, base), (base, base, other), (other,) * 3]
+    combos = []
+    for seed in artefact_seeds("stage_ablation"):
+        base = replicate_name(config, spec["baseline"], seed)
+        combos.append((base, base, base))
+        for other in (replicate_name(config, o, seed) for o in spec["others"]):
+            combos += [(other, base, base), (base, other, base), (base, base, other), (other,) * 3]
     return list(dict.fromkeys(combos))
 
 
@@ -83,13 +105,9 @@ def _report(stem, extension, category, artefact=None):
 
 
 def _claims_inputs(wildcards):
-    inputs = {"models": [], "attacks": [], "knowledge": [], "gradients": []}
+    inputs = {"models": [], "attacks": [], "knowledge": []}
     for name in ART:
         if name in ("toy_example", "embeddings", "sample_grid"):
-            continue
-        if name == "gradient_similarity":
-            inputs["gradients"] += [gradient_log(*t) for t in _triples(name)]
-            inputs["models"] += [target_metrics(*t) for t in _triples(name)]
             continue
         for key, files in metrics_inputs(name, with_knowledge=name == "main_table").items():
             inputs[key] += files

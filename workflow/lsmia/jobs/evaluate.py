@@ -55,6 +55,8 @@ def metrics_job(*, selected, optimised, data_dir, evaluation_model, extractors: 
     )
     metrics = compute_attack_metrics(chosen, unselected, judge, judge_meta["input_size"], networks,
                                      caches, prdc_k=prdc_k, batch_size=batch_size, device=device)
+    metrics["per_class"]["grad_cosine"] = class_gradient_cosine(candidates,
+                                                                metrics["per_class"]["classes"])
     if private_codes is not None:
         codes = np.load(private_codes)
         identity_part = chosen["w"].reshape(*chosen["w"].shape[:2], -1)[..., : codes.shape[1]]
@@ -67,11 +69,20 @@ def metrics_job(*, selected, optimised, data_dir, evaluation_model, extractors: 
         "metrics": metrics,
         "extractors": names,
         "synthetic": synthetic,
+        "seed": attack["seed"],
         "evaluation_model_accuracy": judge_meta.get("test_accuracy"),
         "provenance": provenance(seed=attack["seed"]),
     }
     save_json(record, out)
     return record
+
+
+def class_gradient_cosine(optimised: dict, classes: list[int]) -> list[float]:
+    """Per class of ``classes``: the mean cosine of consecutive attack gradients over its
+    candidates and iterations (``grad_cosine_trace`` ``C×k×T``; step 0 has none)."""
+    trace = optimised["grad_cosine_trace"].double()
+    row_of = {int(label): row for row, label in enumerate(optimised["classes"])}
+    return [float(trace[row_of[label]].nanmean()) for label in classes]
 
 
 def knowledge_job(*, selected, data_dir, arch: dict, recipe: dict, pretrained, wildcards,

@@ -72,6 +72,7 @@ def train_job(
         "num_classes": train_set.num_classes,
         "train_loss": metrics["train_loss"],
         "train_accuracy": metrics["train_accuracy"],
+        "per_class": metrics.get("test_per_class"),
         "defence": recipe.get("defence"),
         "pretrained": str(pretrained) if pretrained else None,
         "resolved_recipe": recipe,

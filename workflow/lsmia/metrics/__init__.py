@@ -3,5 +3,6 @@ knowledge extraction score ξ, and (synthetic demo) identity leakage in code spa
 
 Modules: ``accuracy``, ``distances``, ``fid``, ``prdc``, ``extractors`` (feature networks),
 ``embeddings`` (cached real-image features), ``attack_metrics`` (one attack's metrics.json),
-``leakage`` (demo ground truth), ``knowledge`` (ξ).
+``leakage`` (demo ground truth), ``knowledge`` (ξ), ``per_class`` (per-class means for the
+paired claims statistics).
 """

@@ -13,6 +13,12 @@ def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] 
 
     Ties count against the label only when more than ``k`` other classes score strictly higher, so
     a row of equal logits is a hit (as ``torch.topk`` would not guarantee)."""
+    return {key: float(hits.float().mean()) for key, hits in topk_hits(logits, labels, ks).items()}
+
+
+def topk_hits(logits: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = (1, 5)) -> dict:
+    """``{"acc1": bool tensor, …}``: per row, whether its label is among the ``k`` largest logits
+    (the rule of ``topk_accuracy``)."""
     if logits.dim() != 2:
         raise ValueError(f"logits: expected N×C, got shape {tuple(logits.shape)}")
     labels = torch.as_tensor(labels, device=logits.device).reshape(-1).long()
@@ -30,4 +36,4 @@ def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] 
         raise FloatingPointError("logits: contain NaN or infinite values")
     own = logits.gather(1, labels[:, None])
     higher = (logits > own).sum(dim=1)
-    return {f"acc{k}": float((higher < k).float().mean()) for k in ks}
+    return {f"acc{k}": higher < k for k in ks}

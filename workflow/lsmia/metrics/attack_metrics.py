@@ -13,10 +13,11 @@ from tqdm import tqdm
 
 from lsmia.data import augment
 from lsmia.io import save_json
-from lsmia.metrics.accuracy import topk_accuracy
+from lsmia.metrics.accuracy import topk_accuracy, topk_hits
 from lsmia.metrics.distances import nearest_same_class_sq_l2
 from lsmia.metrics.extractors import FeatureExtractor
 from lsmia.metrics.fid import frechet_distance
+from lsmia.metrics.per_class import per_class_means
 from lsmia.metrics.prdc import prdc_per_class
 from lsmia.models.factory import penultimate
 from lsmia.provenance import provenance
@@ -55,8 +56,10 @@ def compute_attack_metrics(
     attacked classes), ``precision``, ``recall``, ``density``, ``coverage`` (FID features, k-NN with
     ``prdc_k``, per class, averaged), ``target_confidence`` (mean of ``selected["confidence"]``),
     ``eval_confidence`` (mean softmax of the evaluation model for the target class),
-    ``num_classes``, ``images_per_class``, ``prdc_k``, ``extractors`` (role → name). Raises on any
-    value that cannot be computed (never a partial result).
+    ``per_class`` (``classes`` and, per class, acc1, acc5, delta_face, delta_eval,
+    target_confidence, eval_confidence: what the claims check pairs), ``num_classes``,
+    ``images_per_class``, ``prdc_k``, ``extractors`` (role → name). Raises on any value that
+    cannot be computed (never a partial result).
     """
     device = torch.device(device)
     images, labels, classes = _final_images(selected)
@@ -98,16 +101,22 @@ def compute_attack_metrics(
         raise ValueError("unselected: no candidate images")
 
     real_fid = _restricted(real_embeddings["fid"], classes, "fid")
+    per_image = {
+        **topk_hits(logits, labels),
+        "delta_face": _nearest(features["face"], labels, real_embeddings["face"]),
+        "delta_eval": _nearest(features["eval"], labels, real_embeddings["eval"]),
+        "target_confidence": torch.as_tensor(selected["confidence"]).reshape(-1),
+        "eval_confidence": logits.softmax(dim=1).gather(1, labels[:, None]).reshape(-1),
+    }
     metrics = {
         **topk_accuracy(logits, labels),
         **{f"{key}_unselected": value for key, value in
            topk_accuracy(torch.cat(unselected_logits), torch.cat(unselected_labels)).items()},
-        "delta_face": _mean_nearest(features["face"], labels, real_embeddings["face"]),
-        "delta_eval": _mean_nearest(features["eval"], labels, real_embeddings["eval"]),
+        **{key: float(per_image[key].double().mean())
+           for key in ("delta_face", "delta_eval", "target_confidence", "eval_confidence")},
         "fid": frechet_distance(features["fid"], real_fid["features"]),
         **prdc_per_class(real_fid["features"], real_fid["labels"], features["fid"], labels, prdc_k),
-        "target_confidence": float(torch.as_tensor(selected["confidence"]).double().mean()),
-        "eval_confidence": float(logits.softmax(dim=1).gather(1, labels[:, None]).double().mean()),
+        "per_class": per_class_means(per_image, labels),
         "num_classes": len(classes),
         "images_per_class": len(images) // len(classes),
         "prdc_k": prdc_k,
@@ -199,6 +208,5 @@ def _restricted(cache: Mapping, classes: list[int], role: str) -> dict:
     return {"features": cache["features"][keep], "labels": cache["labels"][keep]}
 
 
-def _mean_nearest(features: torch.Tensor, labels: torch.Tensor, cache: Mapping) -> float:
-    distances = nearest_same_class_sq_l2(features, labels, cache["features"], cache["labels"])
-    return float(distances.mean())
+def _nearest(features: torch.Tensor, labels: torch.Tensor, cache: Mapping) -> torch.Tensor:
+    return nearest_same_class_sq_l2(features, labels, cache["features"], cache["labels"])

@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 
 from lsmia.data.packed import PackedDataset, write_packed
+from lsmia.metrics.per_class import per_class_means
 
 ATTACK_SET = "attack_images"
 
@@ -39,7 +40,8 @@ def knowledge_extraction_score(
     images are written as a packed set in ``workdir/attack_images``; the trainer checkpoints in
     ``workdir`` (a rerun after an interruption resumes; the checkpoint is removed at the end).
     Returns ``xi_train``, ``xi_test``, ``attack_images``, ``real_train_images``,
-    ``real_test_images``, ``student`` (architecture name) and ``epochs``.
+    ``real_test_images``, ``student`` (architecture name), ``epochs`` and ``per_class``
+    (``classes`` and ξ_train, ξ_test of each class, ``per_class.per_class_means``).
     """
     from lsmia.training.recipe import build_model
     from lsmia.training.trainer import clear_checkpoint, evaluate, train
@@ -73,17 +75,19 @@ def knowledge_extraction_score(
     lookup = torch.full((max(real_train_set.num_classes, max(classes) + 1),), -1, dtype=torch.int64)
     lookup[torch.tensor(classes)] = torch.arange(len(classes))
     eval_batch_size = recipe.get("eval_batch_size") or recipe["batch_size"]
-    scores = {}
+    scores, per_class = {}, {}
     for name, real in (("train", real_train_set), ("test", real_test_set)):
         subset = _of_classes(real, classes)
         logits, real_labels = evaluate(model, subset, device=device, input_size=arch["input_size"],
                                        batch_size=eval_batch_size,
                                        precision=recipe.get("precision", "fp32"))
-        scores[f"xi_{name}"] = float((logits.argmax(dim=1) == lookup[real_labels]).double().mean())
+        hits = (logits.argmax(dim=1) == lookup[real_labels]).double()
+        scores[f"xi_{name}"] = float(hits.mean())
         scores[f"real_{name}_images"] = len(subset)
+        per_class.update(per_class_means({f"xi_{name}": hits}, real_labels))
     clear_checkpoint(workdir)
     return {**scores, "attack_images": len(attack_set), "student": arch["model"],
-            "epochs": int(recipe["epochs"])}
+            "epochs": int(recipe["epochs"]), "per_class": per_class}
 
 
 def _write_attack_set(path: Path, images: np.ndarray, labels: np.ndarray, classes: list[int],

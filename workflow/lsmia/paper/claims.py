@@ -1,5 +1,11 @@
-"""Check the paper's claims (PAPER.md) against the collected metrics: each claim is an inequality
-evaluated on the numbers as they are, or "not evaluated" with the reason when its inputs are absent.
+"""Check the paper's claims (PAPER.md) against the collected metrics, as paired statistics.
+
+Each claim compares recipes on the same attacked classes and seeds (``lsmia.paper.stats``): the
+effect (a paired difference, in display units: percentage points for accuracies), its 95 %
+bootstrap interval over classes within seeds, and a verdict read off the interval: ``holds``,
+``reversed`` or ``inconclusive``; or ``not evaluated`` with the reason when its inputs are absent.
+A claim of several comparisons (``A > B > C``) holds only when each of them holds; its
+``effect``/``ci_*`` columns show the comparison that decides its verdict.
 
 ``spec`` is the config's ``artefacts`` section: the claims read the rows named by ``main_table``,
 ``architectures``, ``training_size``, ``stage_ablation``, ``defence_comparison`` and
@@ -9,31 +15,57 @@ without defence is the hard-label baseline, α < 0 is negative LS.
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from lsmia.io import atomic_path
-from lsmia.paper.figures import pareto_front
 from lsmia.paper.html import table_html
+from lsmia.paper.stats import (
+    HOLDS,
+    INCONCLUSIVE,
+    REVERSED,
+    Interval,
+    combined_verdict,
+    difference,
+    paired_bootstrap,
+)
 from lsmia.paper.tables import METRICS, training_size_recipe
 
-CLAIM_COLUMNS = ("id", "statement", "inequality", "holds", "evaluated", "reason")
+NOT_EVALUATED = "not evaluated"
+CLAIM_COLUMNS = ("id", "statement", "comparison", "claimed", "effect", "ci_low", "ci_high",
+                 "verdict", "n_seeds", "n_classes", "reason")
+_GRADIENT = "grad_cosine"
 
 
 class _Absent(Exception):
     """The inputs a claim needs are not in this configuration's data."""
 
 
-def evaluate_claims(
-    df: pd.DataFrame,
-    spec: Mapping,
-    gradient_logs: Mapping[str, pd.DataFrame] | None = None,
-) -> pd.DataFrame:
-    """One row per claim: id, statement, inequality (with the numbers), holds (True/False, or None
-    when not evaluated), evaluated, reason (why not evaluated)."""
+@dataclass(frozen=True)
+class Comparison:
+    """One paired comparison: what it measures, the claimed sign of its effect and its interval."""
+
+    text: str
+    claimed: str
+    interval: Interval
+
+    @property
+    def verdict(self) -> str:
+        return self.interval.verdict(self.claimed)
+
+    def describe(self) -> str:
+        i = self.interval
+        return f"{self.text} = {i.effect:+.2f} [{i.low:+.2f}, {i.high:+.2f}] ({self.verdict})"
+
+
+def evaluate_claims(df: pd.DataFrame, spec: Mapping) -> pd.DataFrame:
+    """One row per claim (``CLAIM_COLUMNS``)."""
     claims: list[dict] = []
     main = spec.get("main_table")
     if main:
@@ -45,39 +77,24 @@ def evaluate_claims(
     if arch:
         for architecture in arch["architectures"]:
             claims += _ordering_claims(df, arch["dataset"], architecture, arch["recipes"])
-    claims.append(
-        _guard(
-            "small_data",
-            "The effect of positive LS on Acc@1 is strongest with little training data.",
-            _small_data_claim,
-            df,
-            spec.get("training_size"),
-        )
-    )
+    claims.append(_guard(
+        "small_data",
+        "The effect of positive LS on Acc@1 is strongest with little training data.",
+        _small_data_claim, df, spec.get("training_size"),
+    ))
     claims += _stage_claims(df, spec.get("stage_ablation"))
-    claims.append(
-        _guard(
-            "defence_pareto",
-            "Negative LS beats MID and BiDO on the utility–privacy "
-            "trade-off: some negative-LS model is dominated by no defence model in "
-            "the (test accuracy ↑, Acc@1 ↓) plane.",
-            _defence_claim,
-            df,
-            spec.get("defence_comparison"),
-        )
-    )
-    claims.append(
-        _guard(
-            "gradient_stability",
-            "Negative LS gives the attacker less stable "
-            "gradient directions: the mean cosine similarity of consecutive gradients "
-            "is lower than for the hard-label model.",
-            _gradient_claim,
-            df,
-            spec.get("gradient_similarity"),
-            gradient_logs,
-        )
-    )
+    claims.append(_guard(
+        "defence_pareto",
+        "Negative LS beats MID and BiDO on the utility–privacy trade-off: some negative-LS model "
+        "is dominated by no defence model in the (test accuracy ↑, Acc@1 ↓) plane.",
+        _defence_claim, df, spec.get("defence_comparison"),
+    ))
+    claims.append(_guard(
+        "gradient_stability",
+        "Negative LS gives the attacker less stable gradient directions: the mean cosine "
+        "similarity of consecutive gradients is lower than for the hard-label model.",
+        _gradient_claim, df, spec.get("gradient_similarity"),
+    ))
     return pd.DataFrame(claims, columns=list(CLAIM_COLUMNS))
 
 
@@ -88,70 +105,98 @@ def write_claims(
     same as ``claims.html`` next to it (for the report's front page)."""
     with atomic_path(out_csv) as tmp:
         claims.to_csv(tmp, index=False)
-    evaluated = claims[claims["evaluated"]]
-    held = int(evaluated["holds"].astype(bool).sum())
-    summary = (
-        f"{held} of {len(evaluated)} evaluated claims hold; {len(claims) - len(evaluated)} not "
-        "evaluated. Strict inequalities on the measured numbers, no tolerance."
-    )
+    counts = claims["verdict"].value_counts()
+    evaluated = claims[claims["verdict"] != NOT_EVALUATED]
+    seeds = sorted({int(n) for n in evaluated["n_seeds"]})
+    summary = [
+        f"Of {len(evaluated)} evaluated claims, {counts.get(HOLDS, 0)} hold, "
+        f"{counts.get(REVERSED, 0)} are reversed and {counts.get(INCONCLUSIVE, 0)} are "
+        f"inconclusive; {counts.get(NOT_EVALUATED, 0)} not evaluated. Seeds per comparison: "
+        f"{', '.join(map(str, seeds)) or '–'}.",
+        "Each comparison is a paired difference (recipes on the same classes and seeds; "
+        "accuracies in percentage points) with its 95 % bootstrap interval over classes within "
+        "seeds. A claim holds when every interval lies on the claimed side of zero, is reversed "
+        "when one lies on the other side, and is inconclusive otherwise.",
+    ]
     lines = [
         "# Claims check",
         "",
-        summary,
+        summary[0],
         "",
-        "| Claim | Statement | Inequality | Result |",
+        summary[1],
+        "",
+        "| Claim | Statement | Comparisons: effect [95 % CI] | Verdict |",
         "| :--- | :--- | :--- | :--- |",
     ]
     rows = []
     for claim in claims.itertuples():
-        if not claim.evaluated:
+        if claim.verdict == NOT_EVALUATED:
             result = f"not evaluated: {claim.reason}"
         else:
-            result = "holds" if claim.holds else "does not hold"
-        rows.append((claim.id, claim.statement, claim.inequality or "–", result))
-        cells = rows[-1][:3] + (result if claim.holds or not claim.evaluated else f"**{result}**",)
+            result = claim.verdict if claim.verdict == HOLDS else f"**{claim.verdict}**"
+            result += f" ({claim.n_seeds} seeds × {claim.n_classes} classes)"
+        cells = (claim.id, claim.statement, claim.comparison or "–", result)
+        rows.append(cells[:3] + (result.replace("**", ""),))
         lines.append("| " + " | ".join(str(c).replace("|", r"\|") for c in cells) + " |")
     with atomic_path(out_md) as tmp:
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    html = table_html(("Claim", "Statement", "Inequality", "Result"), rows, (False,) * 4,
-                      "Claims check", before=[summary])
+    html = table_html(("Claim", "Statement", "Comparisons: effect [95 % CI]", "Verdict"), rows,
+                      (False,) * 4, "Claims check", before=summary)
     with atomic_path(Path(out_md).with_suffix(".html")) as tmp:
         tmp.write_text(html, encoding="utf-8")
 
 
-def _claim(claim_id, statement, inequality, holds) -> dict:
+def _claim(claim_id: str, statement: str, comparisons: Sequence[Comparison],
+           verdict: str | None = None) -> dict:
+    """A claim made of ``comparisons`` that must all hold (unless ``verdict`` is given)."""
+    verdict = verdict or combined_verdict([c.verdict for c in comparisons])
+    deciding = _deciding(comparisons, verdict)
+    interval = deciding.interval
     return {
         "id": claim_id,
         "statement": statement,
-        "inequality": inequality,
-        "holds": bool(holds),
-        "evaluated": True,
+        "comparison": "; ".join(c.describe() for c in comparisons),
+        "claimed": f"{deciding.text} {deciding.claimed} 0",
+        "effect": interval.effect,
+        "ci_low": interval.low,
+        "ci_high": interval.high,
+        "verdict": verdict,
+        "n_seeds": min(c.interval.n_seeds for c in comparisons),
+        "n_classes": min(c.interval.n_classes for c in comparisons),
         "reason": "",
     }
 
 
+def _deciding(comparisons: Sequence[Comparison], verdict: str) -> Comparison:
+    """The comparison behind ``verdict``: the first with that verdict, and for ``holds`` the one
+    whose interval comes closest to zero."""
+    if verdict == HOLDS:
+        def margin(c):
+            return c.interval.low if c.claimed == ">" else -c.interval.high
+        return min([c for c in comparisons if c.verdict == HOLDS] or comparisons, key=margin)
+    return next((c for c in comparisons if c.verdict == verdict), comparisons[0])
+
+
 def _not_evaluated(claim_id, statement, reason) -> dict:
     return {
-        "id": claim_id,
-        "statement": statement,
-        "inequality": "",
-        "holds": None,
-        "evaluated": False,
-        "reason": reason,
+        "id": claim_id, "statement": statement, "comparison": "", "claimed": "",
+        "effect": math.nan, "ci_low": math.nan, "ci_high": math.nan, "verdict": NOT_EVALUATED,
+        "n_seeds": 0, "n_classes": 0, "reason": reason,
     }
 
 
-def _guard(claim_id, statement, evaluate, df, section, *extra) -> dict:
+def _guard(claim_id, statement, evaluate, df, section) -> dict:
     if not section:
         return _not_evaluated(claim_id, statement, "the config has no artefact section for it")
     try:
-        inequality, holds = evaluate(df, section, *extra)
+        comparisons, verdict = evaluate(df, section)
     except _Absent as absent:
         return _not_evaluated(claim_id, statement, str(absent))
-    return _claim(claim_id, statement, inequality, holds)
+    return _claim(claim_id, statement, comparisons, verdict)
 
 
-def _row(df: pd.DataFrame, dataset: str, architecture: str, recipe: str) -> pd.Series:
+def _runs(df: pd.DataFrame, dataset: str, architecture: str, recipe: str) -> pd.DataFrame:
+    """The rows (one per seed) of plain attacks on ``recipe``."""
     match = df[
         (df["dataset"] == dataset)
         & (df["architecture"] == architecture)
@@ -160,18 +205,59 @@ def _row(df: pd.DataFrame, dataset: str, architecture: str, recipe: str) -> pd.S
     ]
     if match.empty:
         raise _Absent(f"no attack metrics for {dataset}/{architecture}/{recipe}")
-    return match.iloc[0]
+    return match
 
 
-def _roles(df, dataset, architecture, recipes) -> dict[str, pd.Series]:
-    """The positive-LS, hard and negative-LS rows among ``recipes`` (exactly one each)."""
-    rows = [_row(df, dataset, architecture, r) for r in recipes]
+def _paired(key: str, groups: Sequence[pd.DataFrame], names: Sequence[str]) -> np.ndarray:
+    """``seeds×classes×len(groups)``: per-class ``key`` of each group (rows keyed by seed), on the
+    seeds and classes all groups share."""
+    tables = []
+    for rows, name in zip(groups, names):
+        by_seed = {}
+        for row in rows.itertuples():
+            values = (row.per_class or {}).get(key)
+            if not values:
+                raise _Absent(f"no per-class {_label(key)} for {name} (seed {row.seed})")
+            by_seed[int(row.seed)] = values
+        tables.append(by_seed)
+    seeds = sorted(set.intersection(*(set(t) for t in tables)))
+    if not seeds:
+        raise _Absent(f"{', '.join(names)} share no seed")
+    classes = sorted(set.intersection(*(set(t[s]) for t in tables for s in seeds)))
+    if not classes:
+        raise _Absent(f"{', '.join(names)} share no attacked class")
+    return np.array([[[t[s][c] for t in tables] for c in classes] for s in seeds])
+
+
+def _label(key: str) -> str:
+    """The metric's name (differences of percentages are in percentage points)."""
+    return METRICS[key].label.removesuffix(" (%)") if key in METRICS else "gradient cosine"
+
+
+def _scale(key: str) -> float:
+    return METRICS[key].scale if key in METRICS else 1.0
+
+
+def _compare(key: str, a: tuple[str, pd.DataFrame], b: tuple[str, pd.DataFrame],
+             claimed: str) -> Comparison:
+    """``key(a) − key(b)`` paired on seeds and classes, claimed ``>`` or ``<`` zero."""
+    values = _paired(key, [a[1], b[1]], [a[0], b[0]])
+    text = f"{_label(key)}: {a[0]} − {b[0]}"
+    return Comparison(text, claimed, difference(values).scaled(_scale(key)))
+
+
+def _roles(df, dataset, architecture, recipes) -> dict[str, tuple[str, pd.DataFrame]]:
+    """The positive-LS, hard and negative-LS recipes among ``recipes`` (exactly one each), each as
+    (name, its rows)."""
     found: dict[str, list] = {"positive": [], "hard": [], "negative": []}
-    for row in rows:
-        if isinstance(row["defence"], str):
+    for recipe in recipes:
+        rows = _runs(df, dataset, architecture, recipe)
+        first = rows.iloc[0]
+        if isinstance(first["defence"], str):
             continue
-        role = "positive" if row["alpha"] > 0 else "negative" if row["alpha"] < 0 else "hard"
-        found[role].append(row)
+        alpha = first["alpha"]
+        role = "positive" if alpha > 0 else "negative" if alpha < 0 else "hard"
+        found[role].append((recipe, rows))
     for role, matches in found.items():
         if len(matches) != 1:
             raise _Absent(
@@ -179,23 +265,6 @@ def _roles(df, dataset, architecture, recipes) -> dict[str, pd.Series]:
                 f"{len(matches)} {role} recipes; exactly one is needed"
             )
     return {role: matches[0] for role, matches in found.items()}
-
-
-def _value(row: pd.Series, key: str) -> float:
-    value = row[key]
-    if value is None or pd.isna(value):
-        raise _Absent(f"{METRICS[key].label} was not computed for {row['recipe']}")
-    return float(value)
-
-
-def _chain(key: str, rows: Sequence[pd.Series], relation: str) -> tuple[str, bool]:
-    """``a > b > c`` (or ``<``) over the rows' ``key``, with the numbers in display units."""
-    column = METRICS[key]
-    values = [_value(r, key) for r in rows]
-    text = f" {relation} ".join(f"{r['recipe']} {column.text(v)}" for r, v in zip(rows, values))
-    pairs = zip(values, values[1:])
-    holds = all(a > b for a, b in pairs) if relation == ">" else all(a < b for a, b in pairs)
-    return f"{column.header()}: {text}", holds
 
 
 _ORDERINGS = (
@@ -243,130 +312,125 @@ def _ordering_claims(df, dataset, architecture, recipes) -> list[dict]:
         roles = _roles(df, dataset, architecture, recipes)
     except _Absent as absent:
         return _orderings_not_evaluated(where, str(absent))
-    claims = []
-    ordered = [roles["positive"], roles["hard"], roles["negative"]]
-    for key, relation, statement in _ORDERINGS:
-        try:
-            inequality, holds = _chain(key, ordered, relation)
-        except _Absent as absent:
-            claims.append(_not_evaluated(f"{key}_order:{where}", statement, str(absent)))
-            continue
-        claims.append(_claim(f"{key}_order:{where}", statement, inequality, holds))
-    inequality, holds = _chain("test_accuracy", [roles["negative"], roles["hard"]], "<")
-    claims.append(_claim(f"nls_accuracy_cost:{where}", _COST, inequality, holds))
-    return claims
+    positive, hard, negative = roles["positive"], roles["hard"], roles["negative"]
+    checks = [
+        (f"{key}_order:{where}", statement,
+         lambda key=key, rel=relation: [_compare(key, positive, hard, rel),
+                                        _compare(key, hard, negative, rel)])
+        for key, relation, statement in _ORDERINGS
+    ]
+    checks.append((f"nls_accuracy_cost:{where}", _COST,
+                   lambda: [_compare("test_accuracy", negative, hard, "<")]))
+    return [_evaluated(claim_id, statement, build) for claim_id, statement, build in checks]
 
 
-def _small_data_claim(df, section) -> tuple[str, bool]:
+def _evaluated(claim_id: str, statement: str,
+               build: Callable[[], Sequence[Comparison]]) -> dict:
+    try:
+        return _claim(claim_id, statement, build())
+    except _Absent as absent:
+        return _not_evaluated(claim_id, statement, str(absent))
+
+
+def _small_data_claim(df, section) -> tuple[list[Comparison], None]:
+    """A difference in differences, paired per class and seed: (+LS − hard) at the smallest size
+    minus (+LS − hard) on the full training set."""
     dataset, architecture = section["dataset"], section["architecture"]
     smallest = min(section["sizes"])
     full = _roles(df, dataset, architecture, section["recipes"])
-    positive, hard = full["positive"]["recipe"], full["hard"]["recipe"]
-    small_pos = _row(df, dataset, architecture, training_size_recipe(positive, smallest))
-    small_hard = _row(df, dataset, architecture, training_size_recipe(hard, smallest))
-    gap_small = 100 * (_value(small_pos, "acc1") - _value(small_hard, "acc1"))
-    gap_full = 100 * (_value(full["positive"], "acc1") - _value(full["hard"], "acc1"))
-    inequality = (
-        f"Acc@1(+LS) − Acc@1(hard) in points: {gap_small:.2f} at "
-        f"{int(small_pos['num_train_images'])} images > {gap_full:.2f} at "
-        f"{int(full['positive']['num_train_images'])} images"
-    )
-    return inequality, gap_small > gap_full
+    names = [training_size_recipe(full["positive"][0], smallest),
+             training_size_recipe(full["hard"][0], smallest), full["positive"][0], full["hard"][0]]
+    groups = [_runs(df, dataset, architecture, n) for n in names[:2]]
+    groups += [full["positive"][1], full["hard"][1]]
+    values = _paired("acc1", groups, names)
+    interval = paired_bootstrap(
+        values, lambda m: (m[..., 0] - m[..., 1]) - (m[..., 2] - m[..., 3])
+    ).scaled(_scale("acc1"))
+    text = f"Acc@1: ({names[0]} − {names[1]}) − ({names[2]} − {names[3]})"
+    return [Comparison(text, ">", interval)], None
+
+
+_STAGE_STATEMENT = (
+    "The effect acts mainly through the optimisation stage: swapping its target model "
+    "changes Acc@1 more than swapping the sampling or the selection model."
+)
 
 
 def _stage_claims(df, section) -> list[dict]:
-    statement = (
-        "The effect acts mainly through the optimisation stage: swapping its target model "
-        "changes Acc@1 more than swapping the sampling or the selection model."
-    )
     if not section:
-        return [
-            _not_evaluated(
-                "stage_optimisation", statement, "the config has no artefact section for it"
-            )
-        ]
+        return [_not_evaluated("stage_optimisation", _STAGE_STATEMENT,
+                               "the config has no artefact section for it")]
     dataset, architecture, baseline = (
-        section["dataset"],
-        section["architecture"],
-        section["baseline"],
+        section["dataset"], section["architecture"], section["baseline"],
     )
     here = df[(df["dataset"] == dataset) & (df["architecture"] == architecture)]
-    acc1 = {
-        tuple(r[f"recipe_{s}"] for s in ("sample", "optimise", "select")): r["acc1"]
-        for _, r in here.iterrows()
-    }
+    runs = {}
+    for combo, rows in here.groupby(["recipe_sample", "recipe_optimise", "recipe_select"]):
+        runs[combo] = rows
     claims = []
     for other in section["others"]:
-        for host, swap in ((baseline, other), (other, baseline)):
-            claim_id = f"stage_optimisation:{dataset}:{architecture}:{host}<-{swap}"
-            combos = [(host,) * 3] + [
-                tuple(swap if i == j else host for j in range(3)) for i in range(3)
-            ]
-            missing = [c for c in combos if c not in acc1]
-            if missing:
-                if host == baseline:
-                    claims.append(
-                        _not_evaluated(
-                            claim_id,
-                            statement,
-                            "no attack for stage recipes "
-                            + "; ".join("/".join(c) for c in missing)
-                            + " (sample/optimise/select)",
-                        )
-                    )
-                continue
-            change = [100 * abs(acc1[c] - acc1[combos[0]]) for c in combos[1:]]
-            inequality = (
-                f"|ΔAcc@1| in points when swapping {host} → {swap}: optimisation "
-                f"{change[1]:.2f} > sampling {change[0]:.2f} and selection {change[2]:.2f}"
-            )
-            claims.append(
-                _claim(
-                    claim_id, statement, inequality, change[1] > change[0] and change[1] > change[2]
-                )
-            )
+        claim_id = f"stage_optimisation:{dataset}:{architecture}:{baseline}<-{other}"
+        combos = [(baseline,) * 3] + [
+            tuple(other if i == j else baseline for j in range(3)) for i in range(3)
+        ]
+        missing = [c for c in combos if c not in runs]
+        if missing:
+            reason = ("no attack for stage recipes " + "; ".join("/".join(c) for c in missing)
+                      + " (sample/optimise/select)")
+            claims.append(_not_evaluated(claim_id, _STAGE_STATEMENT, reason))
+            continue
+        claims.append(_evaluated(claim_id, _STAGE_STATEMENT,
+                                 lambda c=combos, o=other: _stage_comparisons(runs, c, o)))
     return claims
 
 
-def _defence_claim(df, section) -> tuple[str, bool]:
+def _stage_comparisons(runs, combos, other) -> list[Comparison]:
+    """|ΔAcc@1| of the optimisation swap minus that of the sampling (and of the selection) swap,
+    each |Δ| a paired mean over classes and seeds."""
+    values = _paired("acc1", [runs[c] for c in combos], ["/".join(c) for c in combos])
+    comparisons = []
+    for stage, index in (("sampling", 1), ("selection", 3)):
+        interval = paired_bootstrap(
+            values,
+            lambda m, i=index: np.abs(m[..., 2] - m[..., 0]) - np.abs(m[..., i] - m[..., 0]),
+        ).scaled(_scale("acc1"))
+        text = f"|ΔAcc@1| swapping in {other}: optimisation − {stage}"
+        comparisons.append(Comparison(text, ">", interval))
+    return comparisons
+
+
+def _defence_claim(df, section) -> tuple[list[Comparison], str]:
+    """Per negative-LS model n and defence d, paired per class: Acc@1(d) − Acc@1(n) and test
+    acc.(n) − test acc.(d). n is shown undominated by d when either interval lies above zero
+    (n significantly better in one criterion), dominated when both lie below. Holds when some n
+    is shown undominated by every d; reversed when every n is dominated by some d."""
     dataset, architecture = section["dataset"], section["architecture"]
-    rows = pd.DataFrame([_row(df, dataset, architecture, r) for r in section["recipes"]])
-    defended = rows[rows["defence"].apply(lambda d: isinstance(d, str))]
-    negative = rows[rows["defence"].apply(lambda d: not isinstance(d, str)) & (rows["alpha"] < 0)]
-    if defended.empty or negative.empty:
+    runs = {r: _runs(df, dataset, architecture, r) for r in section["recipes"]}
+    defended = [r for r, rows in runs.items() if isinstance(rows.iloc[0]["defence"], str)]
+    negative = [r for r, rows in runs.items()
+                if not isinstance(rows.iloc[0]["defence"], str) and rows.iloc[0]["alpha"] < 0]
+    if not defended or not negative:
         raise _Absent(
             f"defence_comparison needs defended and negative-LS models; found "
             f"{len(defended)} defended, {len(negative)} negative-LS"
         )
-    candidates = pd.concat([negative, defended], ignore_index=True)
-    front = set(pareto_front(candidates[["test_accuracy", "acc1"]].to_numpy()))
-    winners = [candidates.loc[i, "recipe"] for i in range(len(negative)) if i in front]
+    comparisons, undominated, dominated = [], [], []
+    for n in negative:
+        shown_free, beaten = True, False
+        for d in defended:
+            privacy = _compare("acc1", (d, runs[d]), (n, runs[n]), ">")
+            utility = _compare("test_accuracy", (n, runs[n]), (d, runs[d]), ">")
+            comparisons += [privacy, utility]
+            verdicts = {privacy.verdict, utility.verdict}
+            shown_free &= HOLDS in verdicts
+            beaten |= verdicts == {REVERSED}
+        undominated += [n] if shown_free else []
+        dominated += [n] if beaten else []
+    if undominated:
+        return comparisons, HOLDS
+    return comparisons, REVERSED if len(dominated) == len(negative) else INCONCLUSIVE
 
-    def point(r):
-        return f"{r.recipe} ({100 * r.test_accuracy:.2f}, {100 * r.acc1:.2f})"
 
-    inequality = (
-        "(test acc. %, Acc@1 %): negative LS "
-        + ", ".join(point(r) for r in negative.itertuples())
-        + "; defences "
-        + ", ".join(point(r) for r in defended.itertuples())
-        + f"; non-dominated negative-LS models: {', '.join(winners) or 'none'}"
-    )
-    return inequality, bool(winners)
-
-
-def _gradient_claim(df, section, logs) -> tuple[str, bool]:
-    if not logs:
-        raise _Absent("no gradient logs were given")
+def _gradient_claim(df, section) -> tuple[list[Comparison], None]:
     roles = _roles(df, section["dataset"], section["architecture"], section["recipes"])
-    means = {}
-    for role in ("hard", "negative"):
-        recipe = roles[role]["recipe"]
-        if recipe not in logs:
-            raise _Absent(f"no gradient log for {recipe}")
-        means[role] = (recipe, float(logs[recipe]["grad_cos_mean"].mean()))
-    (neg, neg_mean), (hard, hard_mean) = means["negative"], means["hard"]
-    inequality = (
-        f"mean over iterations of cos(∇ₜ, ∇ₜ₋₁): {neg} {neg_mean:.4f} < {hard} {hard_mean:.4f}"
-    )
-    return inequality, neg_mean < hard_mean
+    return [_compare(_GRADIENT, roles["negative"], roles["hard"], "<")], None

@@ -1,9 +1,13 @@
 """Join model, attack and knowledge metrics into one row per attack (the input of every artefact).
 
-Each row is keyed by (dataset, architecture, recipe_sample, recipe_optimise, recipe_select). When
-the three stage recipes are equal, ``recipe`` is that recipe and the row carries the target model's
-metrics; otherwise it is a stage-ablation row (``stage_ablation`` true, ``recipe`` missing) and only
-carries attack metrics, because no single target model belongs to it.
+Each row is keyed by (dataset, architecture, recipe_sample, recipe_optimise, recipe_select, seed).
+Runs of a seed replicate (``<recipe>-s<seed>``) are shown under their recipe's name with their
+``seed``. When the three stage recipes are equal, ``recipe`` is that recipe and the row carries the
+target model's metrics; otherwise it is a stage-ablation row (``stage_ablation`` true, ``recipe``
+missing) and only carries attack metrics, because no single target model belongs to it.
+
+``per_class`` holds, per metric, ``{class label: value}`` where the inputs give per-class values
+(attack metrics, ξ, the target's test accuracy): the paired claims statistics use them.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from lsmia.config import split_replicate
 from lsmia.io import load_json
 
 STAGES = ("sample", "optimise", "select")
@@ -54,7 +59,8 @@ FRACTION_KEYS = frozenset(
     }
 )
 EXTRACTOR_ROLES = ("eval", "face", "fid")
-KEY_COLUMNS = ("dataset", "architecture", "recipe_sample", "recipe_optimise", "recipe_select")
+KEY_COLUMNS = ("dataset", "architecture", "recipe_sample", "recipe_optimise", "recipe_select",
+               "seed")
 
 PathLike = str | os.PathLike
 
@@ -91,20 +97,29 @@ def collect_rows(
     for key, (attack_path, attack) in attacks.items():
         row = dict(attack)
         row["attack_file"] = str(attack_path)
+        per_class = dict(row.pop("per_class"))
         if not row["stage_ablation"]:
-            model_key = key[:2] + (row["recipe"],)
+            model_key = key[:2] + (key[3],)
             if model_key not in models:
                 raise MetricsInputError(
                     f"{attack_path}: no target model metrics for dataset={key[0]!r}, "
-                    f"architecture={key[1]!r}, recipe={row['recipe']!r} among the model files"
+                    f"architecture={key[1]!r}, recipe={key[3]!r} among the model files"
                 )
             model_path, model = models[model_key]
+            model = dict(model)
+            per_class.update(model.pop("per_class"))
+            if model["seed"] != row["seed"]:
+                raise MetricsInputError(f"{attack_path}: attack seed {row['seed']} differs from "
+                                        f"its target's seed {model['seed']} ({model_path})")
             row.update(model)
             row["model_file"] = str(model_path)
         if key in knowledge:
             knowledge_path, values = knowledge[key]
+            values = dict(values)
+            per_class.update(values.pop("per_class"))
             row.update(values)
             row["knowledge_file"] = str(knowledge_path)
+        row["per_class"] = per_class
         rows.append(row)
 
     frame = pd.DataFrame(rows)
@@ -216,6 +231,7 @@ def _read_model(path: PathLike) -> tuple[Path, tuple, dict]:
     values = {
         "alpha": _number(path, data, "alpha"),
         "seed": seed,
+        "per_class": _per_class(path, data),
         "test_accuracy": _number(path, data, "test_accuracy"),
         "ece": _number(path, data, "ece"),
         "num_train_images": _count(path, data, "num_train_images"),
@@ -236,15 +252,47 @@ def _row_identity(path: Path, data: Mapping) -> tuple[tuple, dict]:
     dataset = _text(path, data, "dataset")
     architecture = _text(path, data, "architecture")
     stages = _stage_recipes(path, data)
+    bases = tuple(split_replicate(recipe)[0] for recipe in stages)
     uniform = len(set(stages)) == 1
     identity = {
         "dataset": dataset,
         "architecture": architecture,
-        "recipe": stages[1] if uniform else None,
-        **{f"recipe_{stage}": recipe for stage, recipe in zip(STAGES, stages)},
+        "recipe": bases[1] if uniform else None,
+        **{f"recipe_{stage}": recipe for stage, recipe in zip(STAGES, bases)},
         "stage_ablation": not uniform,
+        "seed": _seed(path, data),
     }
     return (dataset, architecture, *stages), identity
+
+
+def _seed(path: Path, data: Mapping) -> int:
+    """The attack's seed (``seed``, or that of its provenance in files that predate it)."""
+    seed = data.get("seed", data.get("provenance", {}).get("seed"))
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise MetricsInputError(f"{path}: key 'seed' must be an integer, got {seed!r}")
+    return seed
+
+
+def _per_class(path: Path, data: Mapping, where: str = "") -> dict[str, dict[int, float]]:
+    """``per_class`` (``classes`` and one list per metric) as ``{metric: {class: value}}``; a file
+    without it gives ``{}`` (the claims that need it then say so)."""
+    section = data.get("per_class")
+    if section is None:
+        return {}
+    classes = _get(path, section, "classes", f"{where}per_class.")
+    if not isinstance(classes, list) or not all(isinstance(c, int) for c in classes):
+        raise MetricsInputError(f"{path}: key {where}per_class.'classes' must be a list of labels")
+    out = {}
+    for name, values in section.items():
+        if name == "classes":
+            continue
+        if not isinstance(values, list) or len(values) != len(classes):
+            raise MetricsInputError(f"{path}: key {where}per_class.{name!r} must be a list of "
+                                    f"{len(classes)} numbers, one per class")
+        for index in range(len(values)):
+            _number(path, {name: values[index]}, name, f"{where}per_class.")
+        out[name] = dict(zip(classes, map(float, values)))
+    return out
 
 
 def _read_attack(path: PathLike) -> tuple[Path, tuple, dict]:
@@ -259,6 +307,7 @@ def _read_attack(path: PathLike) -> tuple[Path, tuple, dict]:
         row[name] = _count(path, metrics, name, "metrics.")
     for name in OPTIONAL_ATTACK_METRICS:
         row[name] = _number(path, metrics, name, "metrics.") if name in metrics else None
+    row["per_class"] = _per_class(path, metrics, "metrics.")
     extractors = _get(path, data, "extractors")
     if not isinstance(extractors, dict):
         raise MetricsInputError(
@@ -282,4 +331,5 @@ def _read_knowledge(path: PathLike) -> tuple[Path, tuple, dict]:
     else:
         stages = (_text(path, data, "recipe"),) * 3
     values = {name: _number(path, data, name) for name in ("xi_train", "xi_test")}
+    values["per_class"] = _per_class(path, data)
     return path, (dataset, architecture, *stages), values

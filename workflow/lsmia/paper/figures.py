@@ -52,6 +52,20 @@ def _alpha_colours(alphas: Sequence[float]) -> dict[float, tuple]:
     return colours
 
 
+def _spread(frame: pd.DataFrame, key: str) -> np.ndarray | None:
+    """The standard deviation over seeds of ``key`` (``<key>_std``, from ``tables.over_seeds``),
+    or None when no row has one (a single seed)."""
+    column = frame.get(f"{key}_std")
+    if column is None or column.isna().all():
+        return None
+    return column.fillna(0.0).to_numpy(dtype=float)
+
+
+def _with_spread(frame: pd.DataFrame, keys: Sequence[str]) -> list[str]:
+    """``keys`` and the ``<key>_std`` columns ``frame`` has for them (the figure's data)."""
+    return [c for k in keys for c in (k, f"{k}_std") if c in frame.columns]
+
+
 def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
@@ -59,25 +73,29 @@ def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
 
 
 def training_size_figure(frame: pd.DataFrame, out_stem: PathLike) -> dict[str, Path]:
-    """Acc@1 and test accuracy against the number of training images, one line per α.
+    """Acc@1 and test accuracy against the number of training images, one line per α, with
+    error bars (± standard deviation over seeds) when there are several seeds.
 
     ``frame`` is ``tables.training_size(...).frame`` (columns alpha, num_train_images, acc1,
     test_accuracy)."""
     _require(
         frame, ("recipe", "alpha", "num_train_images", "acc1", "test_accuracy"), "training_size"
     )
-    data = frame[["recipe", "alpha", "num_train_images", "acc1", "test_accuracy"]].sort_values(
-        ["alpha", "num_train_images"], kind="stable"
-    )
+    columns = ["recipe", "alpha", "num_train_images",
+               *_with_spread(frame, ("acc1", "test_accuracy"))]
+    data = frame[columns].sort_values(["alpha", "num_train_images"], kind="stable")
     colours = _alpha_colours(sorted(data["alpha"].unique()))
     fig = Figure(figsize=(9, 3.6))
     axes = fig.subplots(1, 2)
     for alpha, group in data.groupby("alpha", sort=True):
         for ax, key in zip(axes, ("acc1", "test_accuracy")):
-            ax.plot(
+            spread = _spread(group, key)
+            ax.errorbar(
                 group["num_train_images"],
                 100 * group[key],
+                yerr=None if spread is None else 100 * spread,
                 marker="o",
+                capsize=3,
                 color=colours[alpha],
                 label=alpha_label(alpha),
             )
@@ -95,16 +113,20 @@ def alpha_sweep_figure(
     out_stem: PathLike,
     metrics: Sequence[str] = ("acc1", "acc5", "delta_face", "delta_eval", "fid"),
 ) -> dict[str, Path]:
-    """Test accuracy and attack metrics against α (``tables.alpha_sweep(...).frame``)."""
+    """Test accuracy and attack metrics against α (``tables.alpha_sweep(...).frame``), with error
+    bars (± standard deviation over seeds) when there are several seeds."""
     from lsmia.paper.tables import METRICS
 
     keys = ["test_accuracy", *metrics]
     _require(frame, ["alpha", *keys], "alpha_sweep")
-    data = frame[["recipe", "alpha", *keys]].sort_values("alpha", kind="stable")
+    data = frame[["recipe", "alpha", *_with_spread(frame, keys)]].sort_values("alpha",
+                                                                               kind="stable")
     fig = Figure(figsize=(3.2 * len(keys), 3.2))
     for ax, key in zip(fig.subplots(1, len(keys)), keys):
         column = METRICS[key]
-        ax.plot(data["alpha"], data[key] * column.scale, marker="o", color="black")
+        spread = _spread(data, key)
+        ax.errorbar(data["alpha"], data[key] * column.scale, marker="o", color="black", capsize=3,
+                    yerr=None if spread is None else spread * column.scale)
         ax.axvline(0.0, color="grey", lw=0.8, ls="--")
         ax.set_xlabel("α")
         ax.set_ylabel(column.header())
@@ -125,28 +147,45 @@ def read_gradient_log(path: PathLike) -> pd.DataFrame:
 
 
 def gradient_similarity_figure(
-    logs: Mapping[float, pd.DataFrame], out_stem: PathLike
+    logs: Mapping[float, pd.DataFrame | Sequence[pd.DataFrame]], out_stem: PathLike
 ) -> dict[str, Path]:
-    """Cosine similarity of consecutive attack gradients per iteration: mean ± std band, one line
-    per α (``logs`` maps α to a gradient log)."""
+    """Cosine similarity of consecutive attack gradients per iteration, one line per α (``logs``
+    maps α to a gradient log, or to one log per seed). One seed: its mean ± std over samples as a
+    band; several: the mean over seeds ± the standard deviation of the seeds' means."""
     colours = _alpha_colours(sorted(logs))
     fig = Figure(figsize=(5.5, 3.6))
     ax = fig.subplots()
     parts = []
     for alpha in sorted(logs):
-        log = logs[alpha].dropna(subset=["grad_cos_mean"])
+        log = _seed_band(logs[alpha])
         mean, std = log["grad_cos_mean"].to_numpy(), log["grad_cos_std"].to_numpy()
         ax.plot(log["iteration"], mean, color=colours[alpha], label=alpha_label(alpha))
         ax.fill_between(log["iteration"], mean - std, mean + std, color=colours[alpha], alpha=0.2)
-        parts.append(log[["iteration", "grad_cos_mean", "grad_cos_std"]].assign(alpha=alpha))
+        parts.append(log[["iteration", "grad_cos_mean", "grad_cos_std", "n_seeds"]]
+                     .assign(alpha=alpha))
     ax.set_xlabel("Optimisation iteration")
     ax.set_ylabel("cos(∇ₜ, ∇ₜ₋₁)")
     ax.grid(alpha=0.3)
     ax.legend()
     data = pd.concat(parts, ignore_index=True)[
-        ["alpha", "iteration", "grad_cos_mean", "grad_cos_std"]
+        ["alpha", "iteration", "grad_cos_mean", "grad_cos_std", "n_seeds"]
     ]
     return save_figure(fig, data, out_stem)
+
+
+def _seed_band(logs: pd.DataFrame | Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Per iteration: ``grad_cos_mean`` and the band ``grad_cos_std`` of one log, or of several
+    (the mean of their means and the standard deviation across them), and ``n_seeds``."""
+    logs = [logs] if isinstance(logs, pd.DataFrame) else list(logs)
+    if len(logs) == 1:
+        return logs[0].dropna(subset=["grad_cos_mean"]).assign(n_seeds=1)
+    means = pd.concat(
+        [log.dropna(subset=["grad_cos_mean"]).set_index("iteration")["grad_cos_mean"]
+         for log in logs], axis=1, join="inner",
+    )
+    return pd.DataFrame({"iteration": means.index, "grad_cos_mean": means.mean(axis=1).to_numpy(),
+                         "grad_cos_std": means.std(axis=1, ddof=1).to_numpy(),
+                         "n_seeds": len(logs)})
 
 
 @dataclass(frozen=True)
@@ -331,7 +370,8 @@ def defence_figure(frame: pd.DataFrame, out_stem: PathLike) -> dict[str, Path]:
     """Utility against privacy: test accuracy over Acc@1, one labelled marker per model, the Pareto
     front drawn (``tables.defence_comparison(...).frame``)."""
     _require(frame, ("recipe", "defence", "alpha", "test_accuracy", "acc1"), "defence_comparison")
-    data = frame[["recipe", "defence", "alpha", "test_accuracy", "acc1"]].reset_index(drop=True)
+    columns = ["recipe", "defence", "alpha", *_with_spread(frame, ("test_accuracy", "acc1"))]
+    data = frame[columns].reset_index(drop=True)
     front = pareto_front(data[["test_accuracy", "acc1"]].to_numpy())
     data["on_pareto_front"] = data.index.isin(front)
     fig = Figure(figsize=(5.5, 4.2))
@@ -346,6 +386,11 @@ def defence_figure(frame: pd.DataFrame, out_stem: PathLike) -> dict[str, Path]:
         ax.scatter(
             100 * row.acc1, 100 * row.test_accuracy, marker=marker, color=colour, s=40, zorder=3
         )
+        spread = {k: getattr(row, f"{k}_std", None) for k in ("acc1", "test_accuracy")}
+        if any(v is not None and not pd.isna(v) for v in spread.values()):
+            ax.errorbar(100 * row.acc1, 100 * row.test_accuracy, color=colour, lw=0.8, capsize=2,
+                        xerr=100 * np.nan_to_num(spread["acc1"] or 0.0),
+                        yerr=100 * np.nan_to_num(spread["test_accuracy"] or 0.0), zorder=2)
         ax.annotate(
             row.recipe,
             (100 * row.acc1, 100 * row.test_accuracy),

@@ -17,6 +17,7 @@ from lsmia.paper.figures import pareto_front
 from lsmia.paper.html import table_html
 
 UP, DOWN = "↑", "↓"
+STD = "_std"  # suffix of a metric's standard deviation over seeds
 ARROW_NOTE = (
     "Arrows give the direction of a stronger attack (more leakage); for test accuracy, of better "
     "utility."
@@ -64,6 +65,13 @@ class Column:
             return str(raw)
         return f"{self.value(raw):.{self.decimals}f}"
 
+    def cell(self, record: dict) -> str:
+        """The value of ``record``, as ``mean ± std`` when it is a mean over several seeds."""
+        std = record.get(f"{self.key}{STD}")
+        if not self.numeric or _missing(std) or _missing(record[self.key]):
+            return self.text(record[self.key])
+        return f"{self.text(record[self.key])} ± {self.value(std):.{self.decimals}f}"
+
 
 def _missing(value) -> bool:
     return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
@@ -106,6 +114,7 @@ TEXT: dict[str, Column] = {
         Column("defence", "Defence", "Defence", decimals=None),
         Column("defence_params", "Defence parameters", "Defence parameters", decimals=None),
         Column("num_train_images", "Training images", "Training images", decimals=None),
+        Column("n_seeds", "Seeds", "Seeds", decimals=0),
         Column("on_pareto_front", "Pareto front", "Pareto front", decimals=None),
         *(
             Column(
@@ -144,8 +153,9 @@ def write_table(
     """Write ``<out_stem>.csv``, ``.md``, ``.tex`` and ``.html``; columns are ``Column``s or metric
     keys.
 
-    The CSV holds the values in the displayed units at full precision; Markdown, LaTeX and HTML
-    round them and end with the notes.
+    The CSV holds the values in the displayed units at full precision (means over seeds, with a
+    ``<header> std`` column beside each metric that has a standard deviation); Markdown, LaTeX and
+    HTML round them, show ``mean ± std`` and end with the notes.
     """
     columns = [resolve_column(c) for c in columns]
     missing = [c.key for c in columns if c.key not in df.columns]
@@ -155,18 +165,47 @@ def write_table(
     paths = {ext: stem.with_name(f"{stem.name}.{ext}") for ext in ("csv", "md", "tex", "html")}
     records = df[[c.key for c in columns]].to_dict("records")
 
-    csv = pd.DataFrame({c.header(): [c.value(r[c.key]) for r in records] for c in columns})
+    records = [{**r, **_stds(df, i, columns)} for i, r in enumerate(records)]
+    csv = {}
+    for c in columns:
+        csv[c.header()] = [c.value(r[c.key]) for r in records]
+        if c.numeric and f"{c.key}{STD}" in df.columns:
+            csv[f"{c.header()} std"] = [c.value(r[f"{c.key}{STD}"]) for r in records]
+    csv = pd.DataFrame(csv)
     with atomic_path(paths["csv"]) as tmp:
         csv.to_csv(tmp, index=False)
     with atomic_path(paths["md"]) as tmp:
         tmp.write_text(_markdown(records, columns, caption, notes), encoding="utf-8")
     with atomic_path(paths["tex"]) as tmp:
         tmp.write_text(_latex(records, columns, caption, notes), encoding="utf-8")
-    html = table_html([c.header() for c in columns], ([c.text(r[c.key]) for c in columns] for r in records),
+    html = table_html([c.header() for c in columns], ([c.cell(r) for c in columns] for r in records),
                       [c.numeric for c in columns], caption, notes=notes)
     with atomic_path(paths["html"]) as tmp:
         tmp.write_text(html, encoding="utf-8")
     return paths
+
+
+def _stds(df: pd.DataFrame, position: int, columns: Sequence[Column]) -> dict:
+    keys = [f"{c.key}{STD}" for c in columns if f"{c.key}{STD}" in df.columns]
+    return {key: df[key].iloc[position] for key in keys}
+
+
+def over_seeds(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per attack of ``rows`` (its seed replicates averaged): every metric's mean over
+    seeds, its standard deviation (``<key>_std``, missing for a single seed) and ``n_seeds``."""
+    from lsmia.paper.collect import KEY_COLUMNS
+
+    keys = [k for k in KEY_COLUMNS if k != "seed"]
+    metrics = [k for k in METRICS if k in rows.columns]
+    numbers = rows[metrics].apply(pd.to_numeric, errors="coerce")
+    groups = numbers.groupby([rows[k] for k in keys], sort=False)
+    first = rows.groupby(keys, sort=False).first()
+    out = first.assign(**groups.mean()).join(groups.std(ddof=1).add_suffix(STD))
+    out["n_seeds"] = rows.groupby(keys, sort=False).size()
+    out["seeds"] = rows.groupby(keys, sort=False)["seed"].agg(
+        lambda s: ", ".join(str(v) for v in sorted(s.dropna()))
+    )
+    return out.reset_index()
 
 
 def resolve_column(column: Column | str) -> Column:
@@ -185,7 +224,7 @@ def _markdown(records, columns, caption, notes) -> str:
 
     align = ["---:" if c.numeric else ":---" for c in columns]
     lines = [f"**{caption}**", "", line(c.header() for c in columns), line(align)]
-    lines += [line(c.text(r[c.key]) for c in columns) for r in records]
+    lines += [line(c.cell(r) for c in columns) for r in records]
     lines += ["", *(f"- {note}" for note in notes)]
     return "\n".join(lines) + "\n"
 
@@ -211,6 +250,7 @@ _LATEX_ESCAPES = {
     "≥": r"$\geq$",
     "≤": r"$\leq$",
     "×": r"$\times$",
+    "±": r"$\pm$",
 }
 
 
@@ -228,7 +268,7 @@ def _latex(records, columns, caption, notes) -> str:
         r"\toprule",
         " & ".join(c.latex_header() for c in columns) + r" \\",
         r"\midrule",
-        *(" & ".join(latex_escape(c.text(r[c.key])) for c in columns) + r" \\" for r in records),
+        *(" & ".join(latex_escape(c.cell(r)) for c in columns) + r" \\" for r in records),
         r"\bottomrule",
         r"\end{tabular}",
     ]
@@ -264,6 +304,11 @@ def describe_rows(rows: pd.DataFrame) -> list[str]:
     real = rows[~rows["synthetic"].astype(bool)]
     scalings = sorted({"ppa" if "+ppa@" in name else "standard" for name in real["extractor_fid"]})
     notes += [FID_SCALING_NOTES[scaling] for scaling in scalings]
+    if "n_seeds" in rows and (rows["n_seeds"] > 1).any():
+        notes.append(
+            "Mean ± standard deviation over the seeds in column Seeds (seeds "
+            f"{'; '.join(pd.unique(rows['seeds']))}; each a replicate of training and attack)."
+        )
     synthetic = rows[rows["synthetic"].astype(bool)]
     if len(synthetic):
         networks = "; ".join(
@@ -281,7 +326,7 @@ def describe_rows(rows: pd.DataFrame) -> list[str]:
 
 
 def _uniform(rows: pd.DataFrame) -> pd.DataFrame:
-    return rows[~rows["stage_ablation"].astype(bool)]
+    return over_seeds(rows[~rows["stage_ablation"].astype(bool)])
 
 
 def _select(rows: pd.DataFrame, artefact: str, **keys: Sequence[str]) -> pd.DataFrame:
@@ -319,7 +364,7 @@ def _attack_table(rows: pd.DataFrame, leading: Sequence[str], artefact: str, cap
     notes = describe_rows(rows)
     if not knowledge:
         notes.append("ξ (knowledge extraction) was not computed in this configuration.")
-    columns = [*leading, "test_accuracy", *ATTACK_COLUMNS, *knowledge, *leakage]
+    columns = [*leading, "test_accuracy", *ATTACK_COLUMNS, *knowledge, *leakage, "n_seeds"]
     return Table(rows, [resolve_column(c) for c in columns], caption, notes)
 
 
@@ -396,7 +441,7 @@ def training_size(
     )
     selected = selected.sort_values(["alpha", "num_train_images"], kind="stable")
     selected = selected.reset_index(drop=True)
-    columns = ["recipe", "alpha", "num_train_images", "test_accuracy", "acc1", "acc5"]
+    columns = ["recipe", "alpha", "num_train_images", "test_accuracy", "acc1", "acc5", "n_seeds"]
     return Table(
         selected,
         [resolve_column(c) for c in columns],
@@ -413,7 +458,7 @@ def stage_ablation(
     every other combination of the two recipes that was run is shown too."""
     if not others:
         raise ValueError("stage_ablation: 'others' must name at least one recipe")
-    here = rows[(rows["dataset"] == dataset) & (rows["architecture"] == architecture)]
+    here = over_seeds(rows[(rows["dataset"] == dataset) & (rows["architecture"] == architecture)])
     stage_columns = [f"recipe_{s}" for s in STAGES]
     combos = here.set_index(stage_columns)
     required = [(baseline,) * 3]
@@ -434,7 +479,8 @@ def stage_ablation(
     selected = selected.sort_values(
         stage_columns, key=lambda s: s.map(order), kind="stable"
     ).reset_index(drop=True)
-    columns = [*stage_columns, "acc1", "delta_acc1", "acc5", "delta_face", "delta_eval", "fid"]
+    columns = [*stage_columns, "acc1", "delta_acc1", "acc5", "delta_face", "delta_eval", "fid",
+               "n_seeds"]
     return Table(
         selected,
         [resolve_column(c) for c in columns],
@@ -466,6 +512,7 @@ def defence_comparison(
         "test_accuracy",
         *ATTACK_COLUMNS,
         "on_pareto_front",
+        "n_seeds",
     ]
     return Table(
         selected,

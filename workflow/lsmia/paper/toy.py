@@ -33,15 +33,16 @@ GRID_POINTS = 100
 
 @dataclass
 class ToyRun:
-    """One α: the trained model, the attack path (start, then the point after every step) and the
-    attack's outcome."""
+    """One α: the trained model, its final training loss, the attack path (start, then the point
+    after every step) and the attack's outcome."""
 
     alpha: float
     model: nn.Sequential
+    final_loss: float
     path: np.ndarray
     steps: int
     closest_distance: float
-    final_loss: float
+    attack_final_loss: float
 
 
 def toy_data() -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,8 +70,13 @@ def toy_model() -> nn.Sequential:
     )
 
 
-def train_toy_model(points: torch.Tensor, labels: torch.Tensor, alpha: float) -> nn.Sequential:
-    """Full-batch SGD (lr 1e-3, momentum 0.9), 5,000 iterations of the label-smoothing loss."""
+def train_toy_model(
+    points: torch.Tensor, labels: torch.Tensor, alpha: float
+) -> tuple[nn.Sequential, float]:
+    """Full-batch SGD (lr 1e-3, momentum 0.9), 5,000 iterations of the label-smoothing loss.
+
+    Returns the model and the training loss of the last iteration (the label-smoothing loss with
+    this α, before that iteration's update; negative α can make it negative)."""
     model = toy_model()
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
@@ -79,7 +85,7 @@ def train_toy_model(points: torch.Tensor, labels: torch.Tensor, alpha: float) ->
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
-    return model
+    return model, loss.item()
 
 
 def attack_toy_model(
@@ -89,7 +95,7 @@ def attack_toy_model(
     target's softmax in a step's output (before that step's update) exceeds 0.95.
 
     Returns the path, the 0-based index of the last step, the distance from the final point to the
-    nearest of ``class_points`` and the loss of the last step."""
+    nearest of ``class_points`` and the attack's cross-entropy at the last step (never negative)."""
     model.eval()
     point = torch.tensor([START], dtype=torch.float32, requires_grad=True)
     optimizer = torch.optim.SGD([point], lr=0.1)
@@ -117,9 +123,11 @@ def run_toy_runs() -> list[ToyRun]:
         points, labels = toy_data()
         runs = []
         for alpha in ALPHAS:
-            model = train_toy_model(points, labels, alpha)
-            path, steps, distance, loss = attack_toy_model(model, points[labels == TARGET_CLASS])
-            runs.append(ToyRun(alpha, model, path, steps, distance, loss))
+            model, train_loss = train_toy_model(points, labels, alpha)
+            path, steps, distance, attack_loss = attack_toy_model(
+                model, points[labels == TARGET_CLASS]
+            )
+            runs.append(ToyRun(alpha, model, train_loss, path, steps, distance, attack_loss))
         return runs
     finally:
         torch.set_num_threads(threads)
@@ -138,8 +146,11 @@ def _confidence_grid(model: nn.Sequential) -> tuple[np.ndarray, np.ndarray, np.n
 def run_toy_example(
     out_csv: str | os.PathLike, out_png: str | os.PathLike, out_pdf: str | os.PathLike
 ) -> pd.DataFrame:
-    """Run the toy example; write its numbers (alpha, steps, closest_distance, final_loss) as CSV
-    and the three-panel figure as PNG and PDF. Returns the numbers."""
+    """Run the toy example; write its numbers as CSV and the three-panel figure as PNG and PDF.
+
+    Columns: ``alpha``, ``steps``, ``closest_distance``, ``final_loss`` (the final training loss of
+    the α's model) and ``attack_final_loss`` (the attack's cross-entropy at its stopping step).
+    Returns the numbers."""
     runs = run_toy_runs()
     points, labels = toy_data()
     fig = Figure(figsize=(13, 4.4))
@@ -175,6 +186,7 @@ def run_toy_example(
             "steps": [r.steps for r in runs],
             "closest_distance": [r.closest_distance for r in runs],
             "final_loss": [r.final_loss for r in runs],
+            "attack_final_loss": [r.attack_final_loss for r in runs],
         }
     )
     with atomic_path(out_csv) as tmp:

@@ -37,6 +37,7 @@ from lsmia.data.augment import TrainAugment, eval_transform
 from lsmia.data.packed import PackedDataset, iterate_batches
 from lsmia.data.splits import limit_training_set
 from lsmia.io import atomic_path, torch_save
+from lsmia.metrics.per_class import per_class_means
 from lsmia.runtime import autocast, seed_everything
 
 from .calibration import expected_calibration_error
@@ -72,6 +73,7 @@ def train(model: nn.Module, recipe: Mapping, train_set: PackedDataset,
     extra_loss)`` (defences) are trained through it, with loss = label-smoothing loss + extra_loss.
 
     Returns ``test_accuracy``, ``test_ece`` (15 bins; both None without a test set),
+    ``test_per_class`` (``classes`` and each class's ``test_accuracy``; only with a test set),
     ``train_images``, ``test_images``, ``epochs``, ``train_loss`` and ``train_accuracy`` (both of
     the last epoch).
     """
@@ -138,6 +140,8 @@ def train(model: nn.Module, recipe: Mapping, train_set: PackedDataset,
         logits, labels = last_eval
         metrics["test_accuracy"] = _accuracy(logits, labels)
         metrics["test_ece"] = expected_calibration_error(logits.softmax(dim=1), labels, ECE_BINS)
+        correct = (logits.argmax(dim=1) == labels).double()
+        metrics["test_per_class"] = per_class_means({"test_accuracy": correct}, labels)
     return metrics
 
 
