@@ -200,3 +200,10 @@ def test_write_claims(rows, tmp_path):
     html = (tmp_path / "claims.html").read_text()  # the report's front page shows it
     assert f"<p>Of {evaluated} evaluated claims, {counts['holds']} hold" in html
     assert html.count("<tr>") == len(claims) + 1 and "reversed (3 seeds × 12 classes)</td>" in html
+
+
+def test_small_data_claim_needs_only_positive_and_hard_recipes(rows):
+    """The demo's training-size curve has no −LS recipe; the claim compares +LS and hard only."""
+    spec = {**SPEC, "training_size": {**SPEC["training_size"], "recipes": ["hard", "ls0.1"]}}
+    set_value(rows, "ls0.1-n100", "acc1", 0.60)
+    assert by_id(evaluate_claims(rows, spec))["small_data"]["verdict"] == "reversed"

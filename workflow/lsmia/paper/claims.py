@@ -246,9 +246,10 @@ def _compare(key: str, a: tuple[str, pd.DataFrame], b: tuple[str, pd.DataFrame],
     return Comparison(text, claimed, difference(values).scaled(_scale(key)))
 
 
-def _roles(df, dataset, architecture, recipes) -> dict[str, tuple[str, pd.DataFrame]]:
-    """The positive-LS, hard and negative-LS recipes among ``recipes`` (exactly one each), each as
-    (name, its rows)."""
+def _roles(df, dataset, architecture, recipes,
+           needed=("positive", "hard", "negative")) -> dict[str, tuple[str, pd.DataFrame]]:
+    """The positive-LS, hard and negative-LS recipes among ``recipes`` (exactly one of each role in
+    ``needed``), each as (name, its rows)."""
     found: dict[str, list] = {"positive": [], "hard": [], "negative": []}
     for recipe in recipes:
         rows = _runs(df, dataset, architecture, recipe)
@@ -258,6 +259,7 @@ def _roles(df, dataset, architecture, recipes) -> dict[str, tuple[str, pd.DataFr
         alpha = first["alpha"]
         role = "positive" if alpha > 0 else "negative" if alpha < 0 else "hard"
         found[role].append((recipe, rows))
+    found = {role: found[role] for role in needed}
     for role, matches in found.items():
         if len(matches) != 1:
             raise _Absent(
@@ -337,7 +339,7 @@ def _small_data_claim(df, section) -> tuple[list[Comparison], None]:
     minus (+LS − hard) on the full training set."""
     dataset, architecture = section["dataset"], section["architecture"]
     smallest = min(section["sizes"])
-    full = _roles(df, dataset, architecture, section["recipes"])
+    full = _roles(df, dataset, architecture, section["recipes"], needed=("positive", "hard"))
     names = [training_size_recipe(full["positive"][0], smallest),
              training_size_recipe(full["hard"][0], smallest), full["positive"][0], full["hard"][0]]
     groups = [_runs(df, dataset, architecture, n) for n in names[:2]]
