@@ -12,6 +12,8 @@ from lsmia.config import (
     attack_settings,
     attack_settings_for,
     load_config,
+    recipe_with_runtime_settings,
+    recipe_without_runtime_settings,
     replicate_name,
     resolve_recipe,
     split_replicate,
@@ -201,3 +203,16 @@ from lsmia.config import (
     with_runtime_settings,
     without_runtime_settings,
 )
+
+
+def test_eval_batch_size_stays_out_of_recipe_params_and_comes_back_from_the_config(paper):
+    config = validate_config(paper)
+    config["recipes"]["eval-celeba"]["eval_batch_size"] = 17
+    for name in ("hard", "ls0.1-n100-s43", "eval-celeba"):
+        params = recipe_without_runtime_settings(resolve_recipe(config, name))
+        assert "eval_batch_size" not in params
+        job = recipe_with_runtime_settings(params, config, name)
+        assert job == resolve_recipe(config, name)
+    assert recipe_with_runtime_settings({}, config, "eval-celeba")["eval_batch_size"] == 17
+    implicit = recipe_with_runtime_settings({}, config, "not-a-recipe")  # e.g. an implicit public
+    assert implicit["eval_batch_size"] == config["training"]["eval_batch_size"] == 256

@@ -219,6 +219,25 @@ def with_runtime_settings(attack: dict, config: dict, dataset: str) -> dict:
     return merged
 
 
+#: Recipe keys that change only speed and memory: out of rule params and resume fingerprints.
+RECIPE_RUNTIME_KEYS = ("eval_batch_size",)
+
+
+def recipe_without_runtime_settings(recipe: dict) -> dict:
+    """``recipe`` without :data:`RECIPE_RUNTIME_KEYS` (what a rule's params hold)."""
+    return {key: value for key, value in recipe.items() if key not in RECIPE_RUNTIME_KEYS}
+
+
+def recipe_with_runtime_settings(recipe: dict, config: dict, name: str) -> dict:
+    """``recipe`` plus the runtime keys of recipe ``name`` as ``config`` has them now (``training``'s
+    when ``name`` is no recipe of the config, e.g. an implicit ``public``)."""
+    try:
+        current = resolve_recipe(config, name)
+    except ConfigError:
+        current = config["training"]
+    return {**recipe, **{key: current.get(key) for key in RECIPE_RUNTIME_KEYS}}
+
+
 def deep_merge(base: dict, override: dict) -> dict:
     """A copy of ``base`` with ``override`` merged in recursively (lists and scalars replace)."""
     merged = copy.deepcopy(base)

@@ -20,6 +20,7 @@ from lsmia.config import (
     deep_merge,
     identity_problems,
     known_identities,
+    recipe_without_runtime_settings,
     replicate_name,
     replicate_seed,
     resolve_recipe,
@@ -166,6 +167,12 @@ def recipe_params(recipe):
     return resolve_recipe(config, recipe)
 
 
+def recipe_rule_params(recipe):
+    """A recipe as rule params: without the settings that change only speed (the job reads them
+    from the config), so changing those reruns nothing."""
+    return recipe_without_runtime_settings(recipe_params(recipe))
+
+
 def attack_params(dataset, run):
     """The attack settings of one run that change results: its replicate seed (`<recipe>-s<seed>`,
     else `seeds[0]`); the rest reach the job through the config."""
@@ -175,7 +182,7 @@ def attack_params(dataset, run):
 def knowledge_recipe(run):
     """The student's recipe, seeded with the replicate seed of the attack it learns from."""
     return {
-        **recipe_params(config["metrics"]["knowledge"]["recipe"]),
+        **recipe_rule_params(config["metrics"]["knowledge"]["recipe"]),
         "seed": replicate_seed(config, run),
     }
 

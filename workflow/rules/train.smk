@@ -43,7 +43,7 @@ rule pretrain_public:
         runtime=runtime(60, resumable=True),
     params:
         arch=lambda wc: ARCHS[wc.arch],
-        recipe=lambda wc: (
+        recipe=lambda wc: recipe_without_runtime_settings(
             recipe_params("public") if "public" in config["recipes"] else config["training"]
         ),
         names=lambda wc: {"architecture": wc.arch, "recipe": "public"},
@@ -75,7 +75,7 @@ rule train_target:
         runtime=runtime(480, resumable=True),
     params:
         arch=lambda wc: ARCHS[wc.arch],
-        recipe=lambda wc: recipe_params(wc.recipe),
+        recipe=lambda wc: recipe_rule_params(wc.recipe),
         names=lambda wc: {"architecture": wc.arch, "recipe": wc.recipe},
         workdir=lambda wc: f"{RES}/models/{wc.dataset}/{wc.arch}/{wc.recipe}/checkpoint",
     script:
@@ -103,7 +103,7 @@ rule train_evaluation_model:
         runtime=runtime(480, resumable=True),
     params:
         arch=lambda wc: ARCHS[DATASETS[wc.dataset]["evaluation"]["architecture"]],
-        recipe=lambda wc: recipe_params(DATASETS[wc.dataset]["evaluation"]["recipe"]),
+        recipe=lambda wc: recipe_rule_params(DATASETS[wc.dataset]["evaluation"]["recipe"]),
         names=lambda wc: {
             "architecture": DATASETS[wc.dataset]["evaluation"]["architecture"],
             "recipe": DATASETS[wc.dataset]["evaluation"]["recipe"],

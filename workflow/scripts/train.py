@@ -1,6 +1,7 @@
 """Train a model: rules train_target, train_evaluation_model and pretrain_public."""
 from pathlib import Path
 
+from lsmia.config import recipe_with_runtime_settings
 from lsmia.jobkit import logged
 from lsmia.jobs.training import train_job
 
@@ -14,7 +15,9 @@ with logged(snakemake):
         architecture=snakemake.params.names["architecture"],
         arch_spec=snakemake.params.arch,
         recipe_name=snakemake.params.names["recipe"],
-        recipe=snakemake.params.recipe,
+        recipe=recipe_with_runtime_settings(
+            snakemake.params.recipe, snakemake.config, snakemake.params.names["recipe"]
+        ),
         pretrained=inputs.get("init") or inputs.get("pretrained") or None,
         device=snakemake.config["device"],
         workdir=snakemake.params.workdir,

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from lsmia.config import recipe_without_runtime_settings
 from lsmia.data.augment import TrainAugment, eval_transform
 from lsmia.data.packed import PackedDataset, iterate_batches
 from lsmia.data.splits import limit_training_set
@@ -256,7 +257,8 @@ def _fingerprint(model: nn.Module, recipe: dict, train_set: PackedDataset, input
     buffers (values, so a changed pretrained file or seed starts over), the data (the manifest's
     hashes, which every ``PackedDataset`` verifies, and the rows) and the input size."""
     digest = hashlib.sha256()
-    digest.update(json.dumps(recipe, sort_keys=True, default=str).encode())
+    settings = recipe_without_runtime_settings(recipe)  # eval batch size: speed, not results
+    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
     digest.update(type(model).__name__.encode())
     for name, tensor in model.state_dict().items():
         digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
