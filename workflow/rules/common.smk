@@ -168,8 +168,8 @@ def recipe_params(recipe):
 
 
 def recipe_rule_params(recipe):
-    """A recipe as rule params: without the settings that change only speed (the job reads them
-    from the config), so changing those reruns nothing."""
+    """A recipe for a rule's params, without the settings that change only speed (the job reads
+    them from the config), so that changing those reruns nothing."""
     return recipe_without_runtime_settings(recipe_params(recipe))
 
 
