@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -107,9 +108,15 @@ def test_nested_command_line_values_and_paths_out_of_results(tmp_path):
 
 
 def test_yaml_syntax_error_in_the_default_config_names_file_and_line(tmp_path):
-    (tmp_path / "config").mkdir()
-    (tmp_path / "config/config.yaml").write_text("experiment: x\ndatasets:\n  a: 1\n   b: 2\nrecipes: {}\n")
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "-n",
+    """The default config is the one beside the Snakefile: a copy of the workflow with a broken
+    config/config.yaml."""
+    checkout = tmp_path / "checkout"
+    shutil.copytree(SNAKEFILE.parent / "workflow", checkout / "workflow",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(SNAKEFILE, checkout / "Snakefile")
+    (checkout / "config").mkdir()
+    (checkout / "config/config.yaml").write_text("experiment: x\ndatasets:\n  a: 1\n   b: 2\nrecipes: {}\n")
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(checkout / "Snakefile"), "-n",
                "--directory", str(tmp_path)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0

@@ -60,3 +60,32 @@ def test_paper_config_pins_the_head_of_nvlabs_main(repo):
     vendored = repo.parent / "shared" / "vendor" / "stylegan2-ada-pytorch" / "VENDORED.md"
     if vendored.is_file():  # the code the tests run is the code the config pins
         assert NVLABS_MAIN in vendored.read_text()
+
+
+def test_downloads_already_in_place_are_never_fetched_again(tmp_path):
+    """A checkout, pickle and weights file older than the workflow's code (a user's own NVlabs
+    checkout, files placed by hand, any `git pull`) are up to date: a fetch job would delete them
+    before downloading again."""
+    import os
+
+    from workflow_helpers import mini_demo_config, snakemake, write_config
+
+    checkout, pickle = tmp_path / "checkout", tmp_path / "ffhq.pkl"
+    weights = tmp_path / "resources/weights/tv_resnet50.pth"
+    for folder in (checkout, weights.parent):
+        folder.mkdir(parents=True)
+    (checkout / "legacy.py").write_text("# the user's checkout\n")
+    for path in (pickle, weights):
+        path.write_bytes(b"placed by hand")
+    for path in (checkout, checkout / "legacy.py", pickle, weights):
+        os.utime(path, (946684800, 946684800))  # 2000-01-01: older than any rule's code
+    config = mini_demo_config()
+    config["attack"]["generator"] = {"kind": "stylegan2", "checkout": str(checkout),
+                                     "pickle": str(pickle)}
+    config["weights"] = {"tv:resnet50": {"url": "https://example.invalid/resnet50.pth",
+                                         "sha256": None}}
+    configfile = write_config(config, tmp_path / "config.yaml")
+    run = snakemake(tmp_path, configfile, "-n", "fetch_stylegan2", "fetch_weights")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Nothing to be done" in run.stdout + run.stderr, (run.stdout + run.stderr)[-3000:]
+    assert (checkout / "legacy.py").exists() and pickle.read_bytes() == b"placed by hand"

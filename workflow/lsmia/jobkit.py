@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import traceback
+import types
 from typing import Iterator
 
 from lsmia.gpu_lock import acquire_gpu
@@ -67,3 +68,11 @@ def use_threads(threads: int | None) -> None:
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(int(threads))
+
+
+def logged_run(log_path: str):
+    """:func:`logged` for a local rule's ``run:`` block (which has no ``snakemake`` object): one
+    thread, no GPU, the rule's log."""
+    job = types.SimpleNamespace(log=[log_path], threads=1, resources=types.SimpleNamespace(),
+                                config={})
+    return logged(job)

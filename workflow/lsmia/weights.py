@@ -33,6 +33,17 @@ def fetch(url: str, destination: str | Path, sha256: str | None, timeout: float 
     return digest
 
 
+def fetch_weights_rule(weights: dict, files: dict, log_path) -> None:
+    """The local rule ``fetch_weights``: every configured file (a ``run:`` block, like
+    ``lsmia.jobs.stylegan2.fetch_stylegan2_rule``, so that files already there are never fetched
+    again only because the rule's code is newer)."""
+    from lsmia.jobkit import logged_run
+
+    with logged_run(log_path):
+        for key, spec in weights.items():
+            fetch(spec["url"], files[key], spec.get("sha256"))
+
+
 def require(path: str | Path, rule: str = "fetch_weights") -> Path:
     """The path of a weights file, or an error naming the rule that fetches it."""
     path = Path(path)

@@ -20,8 +20,10 @@ rule fetch_stylegan2:
         "../../envs/lsmia.yaml"
     params:
         spec=config.get("stylegan2", {}),
-    script:
-        "../scripts/fetch_stylegan2.py"
+    run:
+        from lsmia.jobs.stylegan2 import fetch_stylegan2_rule
+
+        fetch_stylegan2_rule(params.spec, output.checkout, output.pickle, log[0])
 
 
 rule attack_sample:

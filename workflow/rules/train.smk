@@ -16,8 +16,10 @@ rule fetch_weights:
     params:
         weights=config["weights"],
         files={key: weights_file(key) for key in config["weights"]},
-    script:
-        "../scripts/fetch_weights.py"
+    run:
+        from lsmia.weights import fetch_weights_rule
+
+        fetch_weights_rule(params.weights, params.files, log[0])
 
 
 rule pretrain_public:

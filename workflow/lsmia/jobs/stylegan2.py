@@ -16,6 +16,18 @@ def fetch_stylegan2(*, repository: str, commit: str, checkout, pickle_url: str,
     fetch(pickle_url, pickle, pickle_sha256)
 
 
+def fetch_stylegan2_rule(spec: dict, checkout, pickle, log_path) -> None:
+    """The local rule ``fetch_stylegan2`` (a ``run:`` block, not a ``script:``: Snakemake reruns a
+    script rule whose script file is newer than its outputs, and would delete an existing checkout
+    and pickle first, e.g. after a ``git pull``)."""
+    from lsmia.jobkit import logged_run
+
+    with logged_run(log_path):
+        fetch_stylegan2(repository=spec["repository"], commit=spec["commit"], checkout=checkout,
+                        pickle_url=spec["pickle_url"], pickle_sha256=spec.get("pickle_sha256"),
+                        pickle=pickle)
+
+
 def clone_at_commit(repository: str, commit: str, checkout) -> None:
     """``git clone`` + ``git checkout commit``, atomically (``checkout`` appears only when done).
 
