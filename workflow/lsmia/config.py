@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 
 from lsmia.model_names import LSMIA_ARCHITECTURES, is_known_model
 
@@ -49,34 +49,27 @@ def read_config_file(path: str | Path) -> dict:
 
 
 def validate_config(config: dict) -> dict:
-    """Check ``config`` against the schema and its cross-references; return it with defaults filled."""
+    """Check ``config`` against the schema and its cross-references; return it with the schema's
+    defaults filled (``_fill_defaults``) and ``seeds`` defaulting to ``[training.seed]``."""
     config = copy.deepcopy(config)
     problems = [_schema_message(err) for err in _validator().iter_errors(config)]
     if not problems:
+        _fill_defaults(config, {"$ref": "#"})
         problems = _reference_problems(config)
     if problems:
         listing = "\n".join(f"  - {p}" for p in sorted(set(problems)))
         raise ConfigError(f"invalid configuration ({len(set(problems))} problem(s)):\n{listing}")
-    config.setdefault("device", "auto")
-    config.setdefault("seed", 42)
-    config.setdefault("seeds", [config["training"]["seed"]])
-    config.setdefault("weights", {})
-    config["metrics"].setdefault("prdc_k", 3)
-    config["metrics"].setdefault("batch_size", 64)
-    config["training"].setdefault("precision", "fp32")
-    config["training"].setdefault("aux_loss_weight", 1.0)
-    config["attack"].setdefault("precision", "fp32")
-    config["attack"]["optimise"].setdefault("crop_per", "batch")
-    config["attack"]["sample"].setdefault("clamp", True)
-    config["attack"]["sample"].setdefault("latent_draw", "numpy")
-    for key in ("face", "fid"):
-        if config["metrics"][key]["kind"] != "public_model":
-            config["metrics"][key].setdefault("input_scaling", "ppa")
+    config.setdefault("seeds", [config["training"]["seed"]])  # after the checks: a given list only
     return config
 
 
-def recipe_names(config: dict) -> list[str]:
-    return list(config["recipes"])
+def entry_with_defaults(kind: str, entry: dict) -> dict:
+    """A copy of a ``datasets`` (``kind`` "dataset") or ``architectures`` ("architecture") entry
+    with the schema's ``$defs/<kind>_defaults``. Validation leaves such entries as written: they
+    are rule params, which a filled default would change (and so rerun their jobs)."""
+    filled = copy.deepcopy(entry)
+    _fill_defaults(filled, {"$ref": f"#/$defs/{kind}_defaults"})
+    return filled
 
 
 def split_replicate(name: str) -> tuple[str, int | None]:
@@ -252,6 +245,49 @@ def deep_merge(base: dict, override: dict) -> dict:
 @lru_cache(maxsize=1)
 def _validator() -> Draft202012Validator:
     return Draft202012Validator(yaml.safe_load(SCHEMA_PATH.read_text()))
+
+
+def _fill_defaults(instance: Any, schema: dict) -> None:
+    """Fill into a valid ``instance`` every ``default`` of a ``properties`` entry that ``schema``
+    reaches: through ``$ref``, ``allOf`` and items, in the one ``oneOf``/``anyOf`` form the
+    instance matches and in the ``if`` branch that applies (never under ``not``)."""
+    for _ in _default_filler().descend(instance, schema):
+        pass
+
+
+@lru_cache(maxsize=1)
+def _default_filler():
+    """A Draft 2020-12 validator of the config schema whose walk over a valid instance sets
+    defaults (the jsonschema FAQ's recipe, restricted to the branches a value takes)."""
+    base = Draft202012Validator.VALIDATORS
+
+    def properties(validator, properties, instance, schema):
+        if validator.is_type(instance, "object"):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from base["properties"](validator, properties, instance, schema)
+
+    def matching_form(validator, forms, instance, schema):
+        for form in forms:
+            if _validator().evolve(schema=form).is_valid(instance):
+                yield from validator.descend(instance, form)
+                return
+
+    def if_then_else(validator, condition, instance, schema):
+        branch = "then" if _validator().evolve(schema=condition).is_valid(instance) else "else"
+        if branch in schema:
+            yield from validator.descend(instance, schema[branch])
+
+    def nothing(validator, value, instance, schema):
+        yield from ()
+
+    filler = validators.extend(Draft202012Validator, {
+        "properties": properties, "oneOf": matching_form, "anyOf": matching_form,
+        "if": if_then_else, "not": nothing,
+    })
+    # without "$schema": a subschema that names its dialect would be walked by the plain class
+    return filler({key: value for key, value in _validator().schema.items() if key != "$schema"})
 
 
 def _schema_message(error) -> str:
