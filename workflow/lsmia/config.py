@@ -151,13 +151,13 @@ def _typed(value: Any) -> Any:
 def identity_needs(config: dict, dataset: str) -> dict[str, int]:
     """Config keys that count or index identities of ``dataset``: key -> identities it needs."""
     needs = {}
-    classes = attack_settings(config, dataset).get("classes", "all")
+    classes = attack_settings(config, dataset)["classes"]
     if classes != "all":
         needs["attack.classes"] = int(classes)
     for artefact in ("embeddings", "sample_grid"):
         spec = config["artefacts"].get(artefact)
-        if spec and spec.get("dataset") == dataset:
-            value = spec.get("classes", 4)
+        if spec and spec["dataset"] == dataset:
+            value = spec["classes"]
             needs[f"artefacts.{artefact}.classes"] = max(value) + 1 if isinstance(value, list) else value
     return needs
 
@@ -171,7 +171,9 @@ def identity_problems(config: dict, dataset: str, identities: int) -> list[str]:
 
 def known_identities(spec: dict) -> int | None:
     """Identities of a dataset as its config entry fixes them (None for FaceScrub: the raw folders)."""
-    return spec.get("identities") if spec["source"] in ("synthetic", "celeba") else None
+    if spec["source"] not in ("synthetic", "celeba"):
+        return None
+    return entry_with_defaults("dataset", spec).get("identities")
 
 
 def _identity_problems(config: dict) -> list[str]:
@@ -180,10 +182,10 @@ def _identity_problems(config: dict) -> list[str]:
         if known_identities(spec) is not None:
             problems += identity_problems(config, name, known_identities(spec))
     grid = config["artefacts"].get("sample_grid")
-    if grid and grid.get("dataset") in config["datasets"]:
-        attacked = attack_settings(config, grid["dataset"]).get("classes", "all")
-        if attacked != "all" and grid.get("classes", 4) > attacked:
-            problems.append(f"config key 'artefacts.sample_grid.classes': {grid.get('classes', 4)} "
+    if grid and grid["dataset"] in config["datasets"]:
+        attacked = attack_settings(config, grid["dataset"])["classes"]
+        if attacked != "all" and grid["classes"] > attacked:
+            problems.append(f"config key 'artefacts.sample_grid.classes': {grid['classes']} "
                             f"exceeds 'attack.classes' = {attacked} of dataset {grid['dataset']}; "
                             f"the grid shows attacked identities")
     return problems
@@ -327,73 +329,96 @@ def _one_of_message(key: str, error) -> str:
 
 
 def _reference_problems(config: dict) -> list[str]:
-    problems: list[str] = []
-    datasets, architectures = config["datasets"], config["architectures"]
+    """Cross-checks of a schema-valid config with its defaults filled: names that must exist,
+    sizes that must nest, seeds and identities that must agree."""
+    need = _NameChecks(config)
+    _dataset_references(config, need)
+    _metrics_references(config, need)
+    _artefact_references(config, need)
+    return (need.problems + _seed_problems(config) + _architecture_problems(config)
+            + _attack_size_problems(config) + _identity_problems(config))
 
-    def need_dataset(key: str, name: str) -> None:
+
+class _NameChecks:
+    """Collects a problem for each dataset, architecture or recipe named that does not exist."""
+
+    def __init__(self, config: dict) -> None:
+        self.config, self.problems = config, []
+
+    def dataset(self, key: str, name: str) -> None:
+        datasets = self.config["datasets"]
         if name not in datasets:
-            problems.append(f"config key '{key}': unknown dataset {name!r}; known: {sorted(datasets)}")
+            self.problems.append(
+                f"config key '{key}': unknown dataset {name!r}; known: {sorted(datasets)}"
+            )
 
-    def need_architecture(key: str, name: str) -> None:
+    def architecture(self, key: str, name: str) -> None:
+        architectures = self.config["architectures"]
         if name not in architectures:
-            problems.append(
+            self.problems.append(
                 f"config key '{key}': unknown architecture {name!r}; known: {sorted(architectures)}"
             )
 
-    def need_recipe(key: str, name: str) -> None:
+    def recipe(self, key: str, name: str) -> None:
         try:
-            resolve_recipe(config, name)
+            resolve_recipe(self.config, name)
         except ConfigError as err:
-            problems.append(f"config key '{key}': {err}")
+            self.problems.append(f"config key '{key}': {err}")
 
-    for name, spec in datasets.items():
+
+def _dataset_references(config: dict, need: _NameChecks) -> None:
+    for name, spec in config["datasets"].items():
         for required in _SOURCE_KEYS[spec["source"]]:
             if required not in spec:
-                problems.append(
+                need.problems.append(
                     f"config key 'datasets.{name}': a {spec['source']} dataset needs '{required}'"
                 )
         evaluation = spec["evaluation"]
-        need_architecture(f"datasets.{name}.evaluation.architecture", evaluation["architecture"])
-        need_recipe(f"datasets.{name}.evaluation.recipe", evaluation["recipe"])
+        need.architecture(f"datasets.{name}.evaluation.architecture", evaluation["architecture"])
+        need.recipe(f"datasets.{name}.evaluation.recipe", evaluation["recipe"])
         if evaluation.get("init_from"):
-            need_dataset(f"datasets.{name}.evaluation.init_from", evaluation["init_from"])
-    problems += _seed_problems(config)
-    problems += _architecture_problems(config)
-    problems += _attack_size_problems(config)
-    problems += _identity_problems(config)
+            need.dataset(f"datasets.{name}.evaluation.init_from", evaluation["init_from"])
+
+
+def _metrics_references(config: dict, need: _NameChecks) -> None:
     for key in ("face", "fid"):
         extractor = config["metrics"][key]
         if extractor["kind"] == "public_model":
             if "input_scaling" in extractor:
-                problems.append(f"config key 'metrics.{key}.input_scaling': applies to kinds "
-                                "facenet and inception only (a public_model sees [−1, 1] images "
-                                "as it was trained)")
+                need.problems.append(
+                    f"config key 'metrics.{key}.input_scaling': applies to kinds facenet and "
+                    "inception only (a public_model sees [−1, 1] images as it was trained)"
+                )
             if "architecture" not in extractor:
-                problems.append(f"config key 'metrics.{key}': kind public_model needs 'architecture'")
+                need.problems.append(
+                    f"config key 'metrics.{key}': kind public_model needs 'architecture'"
+                )
             else:
-                need_architecture(f"metrics.{key}.architecture", extractor["architecture"])
-        elif extractor.get("weights") not in config.get("weights", {}):
-            problems.append(
+                need.architecture(f"metrics.{key}.architecture", extractor["architecture"])
+        elif extractor.get("weights") not in config["weights"]:
+            need.problems.append(
                 f"config key 'metrics.{key}.weights': {extractor.get('weights')!r} is not a key of "
-                f"'weights' (known: {sorted(config.get('weights', {}))})"
+                f"'weights' (known: {sorted(config['weights'])})"
             )
-    need_architecture("metrics.knowledge.architecture", config["metrics"]["knowledge"]["architecture"])
-    need_recipe("metrics.knowledge.recipe", config["metrics"]["knowledge"]["recipe"])
+    knowledge = config["metrics"]["knowledge"]
+    need.architecture("metrics.knowledge.architecture", knowledge["architecture"])
+    need.recipe("metrics.knowledge.recipe", knowledge["recipe"])
+
+
+def _artefact_references(config: dict, need: _NameChecks) -> None:
     for artefact, spec in config["artefacts"].items():
-        for field in ("dataset",):
-            if field in spec:
-                need_dataset(f"artefacts.{artefact}.{field}", spec[field])
+        if "dataset" in spec:
+            need.dataset(f"artefacts.{artefact}.dataset", spec["dataset"])
         for index, dataset in enumerate(spec.get("datasets", [])):
-            need_dataset(f"artefacts.{artefact}.datasets[{index}]", dataset)
+            need.dataset(f"artefacts.{artefact}.datasets[{index}]", dataset)
         if "architecture" in spec:
-            need_architecture(f"artefacts.{artefact}.architecture", spec["architecture"])
+            need.architecture(f"artefacts.{artefact}.architecture", spec["architecture"])
         for index, arch in enumerate(spec.get("architectures", [])):
-            need_architecture(f"artefacts.{artefact}.architectures[{index}]", arch)
+            need.architecture(f"artefacts.{artefact}.architectures[{index}]", arch)
         names = list(spec.get("recipes", [])) + list(spec.get("others", []))
         names += [spec["baseline"]] if "baseline" in spec else []
         for recipe in names:
-            need_recipe(f"artefacts.{artefact}.recipes", recipe)
-    return problems
+            need.recipe(f"artefacts.{artefact}.recipes", recipe)
 
 
 def _seed_problems(config: dict) -> list[str]:
@@ -404,9 +429,9 @@ def _seed_problems(config: dict) -> list[str]:
         for name in config["recipes"]
         if _DERIVED_RECIPE.match(name) or _REPLICATE.match(name)
     ]
-    seeds = config.get("seeds")
+    seeds = config.get("seeds")  # not yet defaulted: only a given list must start with the seeds
     for key, seed in (("training.seed", config["training"]["seed"]),
-                      ("attack.seed", config["attack"].get("seed", 42))):
+                      ("attack.seed", config["attack"]["seed"])):
         if seeds and seeds[0] != seed:
             problems.append(f"config key 'seeds': the first seed ({seeds[0]}) is the run on the "
                             f"plain paths and must equal '{key}' = {seed}")
@@ -416,7 +441,7 @@ def _seed_problems(config: dict) -> list[str]:
 def _attack_size_problems(config: dict) -> list[str]:
     """Per dataset: search space ≥ candidates per class ≥ final images per class > PRDC's k."""
     problems = []
-    prdc_k = config["metrics"].get("prdc_k", 3)
+    prdc_k = config["metrics"]["prdc_k"]
     for name in config["datasets"]:
         settings = attack_settings(config, name)
         sizes = [
@@ -446,8 +471,8 @@ def _architecture_problems(config: dict) -> list[str]:
                 "or an lsmia architecture "
                 f"({sorted(LSMIA_ARCHITECTURES)})"
             )
-        pretrained = spec.get("pretrained", "none")
-        if pretrained == "imagenet" and spec["model"] not in config.get("weights", {}):
+        pretrained = entry_with_defaults("architecture", spec)["pretrained"]
+        if pretrained == "imagenet" and spec["model"] not in config["weights"]:
             problems.append(
                 f"config key 'architectures.{name}.pretrained': imagenet weights for {spec['model']!r} "
                 "need an entry of that name under 'weights' (url, sha256)"
