@@ -10,6 +10,7 @@ import yaml
 from lsmia.config import (
     ConfigError,
     attack_settings,
+    entry_with_defaults,
     attack_settings_for,
     load_config,
     recipe_with_runtime_settings,
@@ -120,6 +121,81 @@ def test_recipe_resolution_merges_defaults(paper):
     assert evaluation["augment"]["resize"] == 299 and evaluation["augment"]["flip"] is True
 
 
+def _without(config: dict, *paths: str) -> dict:
+    config = copy.deepcopy(config)
+    for path in paths:
+        *parents, last = path.split("/")
+        node = config
+        for key in parents:
+            node = node[key]
+        del node[last]
+    return config
+
+
+OPTIONAL_KEYS = {  # key: the schema's default
+    "device": "auto", "seed": 42, "metrics/prdc_k": 3, "metrics/batch_size": 64,
+    "training/precision": "fp32", "training/aux_loss_weight": 1.0, "attack/classes": "all",
+    "attack/seed": 42, "attack/precision": "fp32", "attack/sample/clamp": True,
+    "attack/sample/latent_draw": "numpy", "attack/optimise/crop_per": "batch",
+    "artefacts/sample_grid/classes": 4, "artefacts/sample_grid/images": 3,
+}
+
+
+def _lookup(config: dict, path: str):
+    for key in path.split("/"):
+        config = config[key]
+    return config
+
+
+def test_schema_defaults_fill_a_config_that_omits_them(demo, paper):
+    config = validate_config(_without(demo, *OPTIONAL_KEYS))
+    assert {path: _lookup(config, path) for path in OPTIONAL_KEYS} == OPTIONAL_KEYS
+    assert config["seeds"] == [42, 43, 44]
+    paper_config = validate_config(_without(paper, "metrics/face/input_scaling"))
+    assert paper_config["metrics"]["face"]["input_scaling"] == "ppa"
+
+
+def test_public_model_extractors_get_no_input_scaling(demo):
+    config = validate_config(demo)
+    assert "input_scaling" not in config["metrics"]["face"]
+    assert "input_scaling" not in config["metrics"]["fid"]
+
+
+def test_recipes_and_dataset_overrides_get_no_defaults(demo):
+    """A default filled into a recipe or a per-dataset attack override would override the value
+    of ``training`` or ``attack`` it is merged over."""
+    config = _edit(_edit(demo, "training/precision", "bf16"), "training/aux_loss_weight", 0.5)
+    config = _edit(_edit(config, "attack/sample/latent_draw", "torch"), "attack/precision", "bf16")
+    config = _edit(config, "datasets/synth/attack", {"sample": {"search_space_size": 40}})
+    validated = validate_config(_without(config, "recipes/ls0.1/alpha"))
+    assert validated["recipes"]["ls0.1"] == {} and validated["recipes"]["hard"] == {"alpha": 0.0}
+    recipe = resolve_recipe(validated, "hard")
+    assert recipe["precision"] == "bf16" and recipe["aux_loss_weight"] == 0.5
+    assert validated["datasets"]["synth"]["attack"] == {"sample": {"search_space_size": 40}}
+    settings = attack_settings(validated, "synth")
+    assert settings["sample"]["latent_draw"] == "torch" and settings["precision"] == "bf16"
+    assert settings["sample"]["search_space_size"] == 40
+
+
+def test_dataset_and_architecture_entries_stay_as_written(paper, demo):
+    """They are rule params: their defaults are filled where they are read."""
+    config = validate_config(paper)
+    assert config["datasets"] == paper["datasets"]
+    assert config["architectures"] == paper["architectures"]
+    celeba = entry_with_defaults("dataset", _without(paper["datasets"]["celeba"], "identities", "crop"))
+    assert (celeba["identities"], celeba["crop"], celeba["face_factor"]) == (1000, "landmarks", 0.65)
+    assert (celeba["test_fraction"], celeba["split_seed"], celeba["on_corrupt"]) == (0.1, 42, "fail")
+    facescrub = entry_with_defaults("dataset", paper["datasets"]["facescrub"])
+    assert "crop" not in facescrub and "identities" not in facescrub
+    assert entry_with_defaults("dataset", demo["datasets"]["synth"])["nuisance_scale"] == 1.0
+    synth = _edit(demo["datasets"]["synth"], "nuisance_scale", 0.5)
+    assert entry_with_defaults("dataset", synth)["nuisance_scale"] == 0.5
+    architecture = entry_with_defaults("architecture", {"model": "m", "input_size": 8})
+    assert architecture == {"model": "m", "input_size": 8, "pretrained": "none", "arch_kwargs": {}}
+    architecture["arch_kwargs"]["aux_logits"] = True  # a copy of the schema's default, not it
+    assert entry_with_defaults("architecture", {"model": "m", "input_size": 8})["arch_kwargs"] == {}
+
+
 def test_limited_data_recipes_are_derived(paper):
     config = validate_config(paper)
     assert resolve_recipe(config, "ls0.1-n2500")["training_set_size"] == 2500
@@ -196,6 +272,7 @@ def test_attack_sizes_must_nest_per_dataset(demo):
 from lsmia.config import (
     ConfigError,
     attack_settings,
+    entry_with_defaults,
     load_config,
     resolve_recipe,
     typed_command_line_config,

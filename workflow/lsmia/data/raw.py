@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lsmia.config import entry_with_defaults
+
 DOWNLOADS = {
     "facescrub": "the FaceScrub release (cropped faces: actors/faces/<name>/, actresses/faces/<name>/)",
     "celeba": "CelebA (img_celeba/ or img_align_celeba/, identity_CelebA.txt, "
@@ -11,8 +13,9 @@ DOWNLOADS = {
 }
 
 
-def missing_raw_data(source: str, raw_dir: str, crop: str = "landmarks") -> str | None:
-    """A message naming what to download and where to put it, or None if the layout is complete."""
+def missing_raw_data(source: str, raw_dir: str, crop: str | None = None) -> str | None:
+    """A message naming what to download and where to put it, or None if the layout is complete
+    (``crop``: a CelebA entry's, which decides whether landmarks are needed)."""
     if source == "facescrub":
         from lsmia.data.facescrub import check_raw_facescrub
 
@@ -39,6 +42,7 @@ def prepare_raw(source: str, raw_dir: str, out_dir: str, spec: dict, workers: in
 
     ``identity_needs`` (config key -> identities it needs, ``lsmia.config.identity_needs``) is
     checked against the identities of the raw release before anything is decoded."""
+    spec = entry_with_defaults("dataset", spec)
     if identity_needs:
         count = _identity_count(source, raw_dir, spec)
         short = {key: need for key, need in identity_needs.items() if need > count}
@@ -47,9 +51,9 @@ def prepare_raw(source: str, raw_dir: str, out_dir: str, spec: dict, workers: in
                              + ", ".join(f"'{key}' needs {need}" for key, need in short.items()))
     common = dict(
         image_size=spec["image_size"],
-        test_fraction=spec.get("test_fraction", 0.1),
-        seed=spec.get("split_seed", 42),
-        on_corrupt=spec.get("on_corrupt", "fail"),
+        test_fraction=spec["test_fraction"],
+        seed=spec["split_seed"],
+        on_corrupt=spec["on_corrupt"],
         workers=workers,
     )
     if source == "facescrub":
@@ -60,8 +64,8 @@ def prepare_raw(source: str, raw_dir: str, out_dir: str, spec: dict, workers: in
         from lsmia.data.celeba import prepare_celeba
 
         prepare_celeba(
-            raw_dir, out_dir, identities=spec.get("identities", 1000),
-            crop=spec.get("crop", "landmarks"), face_factor=spec.get("face_factor", 0.65), **common,
+            raw_dir, out_dir, identities=spec["identities"], crop=spec["crop"],
+            face_factor=spec["face_factor"], **common,
         )
     else:
         raise ValueError(f"source {source!r} has no raw release; expected facescrub or celeba")
@@ -72,7 +76,7 @@ def _identity_count(source: str, raw_dir: str, spec: dict) -> int:
         from lsmia.data.facescrub import facescrub_listing
 
         return len(facescrub_listing(raw_dir)[2])
-    return spec.get("identities", 1000)
+    return spec["identities"]
 
 
 def missing_raw_releases(datasets: dict, data_root: str | Path) -> dict[str, str]:
@@ -86,7 +90,8 @@ def missing_raw_releases(datasets: dict, data_root: str | Path) -> dict[str, str
         packed = Path(data_root) / name / "private" / "manifest.json"
         if spec["source"] not in DOWNLOADS or packed.exists():
             continue
-        problem = missing_raw_data(spec["source"], spec["raw_dir"], spec.get("crop", "landmarks"))
+        crop = entry_with_defaults("dataset", spec).get("crop")
+        problem = missing_raw_data(spec["source"], spec["raw_dir"], crop)
         if problem:
             missing[name] = problem
     return missing
