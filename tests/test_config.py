@@ -293,3 +293,17 @@ def test_eval_batch_size_stays_out_of_recipe_params_and_comes_back_from_the_conf
     assert recipe_with_runtime_settings({}, config, "eval-celeba")["eval_batch_size"] == 17
     implicit = recipe_with_runtime_settings({}, config, "not-a-recipe")  # e.g. an implicit public
     assert implicit["eval_batch_size"] == config["training"]["eval_batch_size"] == 256
+
+
+def test_defaults_are_filled_only_in_the_form_a_value_takes():
+    from lsmia.config import _fill_defaults
+
+    def form(kind: str, key: str) -> dict:
+        return {"required": ["kind"], "properties": {"kind": {"const": kind}, key: {"default": kind}}}
+
+    values = [{"kind": "a"}, {"kind": "b"}]
+    _fill_defaults(values, {"items": {"oneOf": [form("a", "x"), form("b", "y")]}})
+    assert values == [{"kind": "a", "x": "a"}, {"kind": "b", "y": "b"}]
+    value = {"kind": "b"}
+    _fill_defaults(value, {"if": form("a", "x"), "then": form("a", "z"), "not": form("c", "w")})
+    assert value == {"kind": "b"}
