@@ -5,7 +5,9 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 CORES   ?= 2
 TEST_WORKERS ?= 2
-SNAKE   := $(BIN)/snakemake --configfile config/demo.yaml --cores $(CORES)
+# The greedy job selector: the default ILP one solves a CBC problem per scheduling round, which
+# costs the demo's many seconds-long jobs more than it gains (docs/benchmarks.md).
+SNAKE   := $(BIN)/snakemake --configfile config/demo.yaml --cores $(CORES) --scheduler greedy
 # `make report CONFIG=config/config.yaml`: the HTML report of any config's run.
 CONFIG  ?= config/demo.yaml
 EXPERIMENT = $(shell sed -n 's/^experiment:[[:space:]]*\([^[:space:]#]*\).*/\1/p' $(CONFIG))

@@ -1,5 +1,7 @@
 """Metric primitives: top-k accuracy, nearest-neighbour distances, FID, PRDC, identity leakage."""
 
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -105,6 +107,28 @@ def test_fid_matches_scipy_square_root_for_non_commuting_covariances():
     first = _with_exact_moments(300, mean_1, sigma_1, seed=6)
     second = _with_exact_moments(300, mean_2, sigma_2, seed=7)
     assert frechet_distance(first, second) == pytest.approx(expected, rel=1e-7)
+
+
+@pytest.mark.parametrize("rows_a, rows_b, width", [(160, 720, 112), (64, 64, 128), (30, 50, 8)])
+def test_fid_equals_torch_fidelity_bit_for_bit(rows_a, rows_b, width):
+    """lsmia's FID is torch-fidelity's arithmetic (metrics written before and after agree exactly),
+    also with fewer samples than dimensions (singular covariances)."""
+    from torch_fidelity.metric_fid import (KEY_METRIC_FID, fid_features_to_statistics,
+                                           fid_statistics_to_metric)
+
+    generator = torch.Generator().manual_seed(rows_a + width)
+    first = torch.randn(rows_a, width, generator=generator).relu()
+    second = torch.randn(rows_b, width, generator=generator).relu() * 1.5 + 0.1
+    reference = fid_statistics_to_metric(
+        *(fid_features_to_statistics(x.double()) for x in (first, second)), verbose=False)
+    assert frechet_distance(first, second) == reference[KEY_METRIC_FID]
+
+
+def test_fid_does_not_import_torch_fidelity():
+    code = ("import sys, torch; from lsmia.metrics.fid import frechet_distance; "
+            "frechet_distance(torch.randn(9, 3), torch.randn(7, 3)); "
+            "assert 'torch_fidelity' not in sys.modules and 'torchvision' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_fid_rejects_bad_features():

@@ -63,55 +63,18 @@ def compute_attack_metrics(
     """
     device = torch.device(device)
     images, labels, classes = _final_images(selected)
-    missing = [role for role in ROLES if role not in extractors or role not in real_embeddings]
-    if missing:
-        raise KeyError(f"extractors/real_embeddings: missing role(s) {missing}; need {list(ROLES)}")
-    for role in ROLES:
-        if real_embeddings[role]["extractor"] != extractors[role].name:
-            raise ValueError(f"real_embeddings[{role!r}] were made by "
-                             f"{real_embeddings[role]['extractor']!r}, not by the {role} extractor "
-                             f"{extractors[role].name!r}")
+    _check_roles(extractors, real_embeddings)
     evaluation_model = evaluation_model.to(device).eval()
-    # δ_eval's extractor is usually the evaluation model itself: then one pass gives both.
-    shared = _is_penultimate_of(extractors["eval"], evaluation_model, evaluation_input_size)
-    own_extractors = [role for role in ROLES if not (shared and role == "eval")]
-
-    logits, features = [], {role: [] for role in ROLES}
-    for start in tqdm(range(0, len(images), batch_size), desc="final images", file=sys.stderr,
-                      mininterval=10):
-        batch = augment.to_float(images[start:start + batch_size].permute(0, 3, 1, 2)).to(device)
-        if shared:
-            eval_features, batch_logits = _features_and_logits(evaluation_model, batch,
-                                                               evaluation_input_size)
-            features["eval"].append(eval_features)
-            logits.append(batch_logits)
-        else:
-            logits.append(_logits(evaluation_model, batch, evaluation_input_size))
-        for role in own_extractors:
-            features[role].append(extractors[role](batch).cpu())
-    logits = torch.cat(logits)
-    features = {role: torch.cat(parts) for role, parts in features.items()}
-
-    unselected_logits, unselected_labels = [], []
-    for batch, batch_labels in tqdm(unselected, desc="all candidates", file=sys.stderr,
-                                    mininterval=10):
-        unselected_logits.append(_logits(evaluation_model, batch.to(device), evaluation_input_size))
-        unselected_labels.append(torch.as_tensor(batch_labels).reshape(-1).cpu())
-    if not unselected_logits:
-        raise ValueError("unselected: no candidate images")
-
+    logits, features = _final_logits_and_features(images, evaluation_model, evaluation_input_size,
+                                                  extractors, batch_size, device)
+    unselected_logits, unselected_labels = _unselected_logits(unselected, evaluation_model,
+                                                              evaluation_input_size, device)
     real_fid = _restricted(real_embeddings["fid"], classes, "fid")
-    per_image = {
-        **topk_hits(logits, labels),
-        "delta_face": _nearest(features["face"], labels, real_embeddings["face"]),
-        "delta_eval": _nearest(features["eval"], labels, real_embeddings["eval"]),
-        "target_confidence": torch.as_tensor(selected["confidence"]).reshape(-1),
-        "eval_confidence": logits.softmax(dim=1).gather(1, labels[:, None]).reshape(-1),
-    }
+    per_image = _per_image(selected, logits, features, labels, real_embeddings)
     metrics = {
         **topk_accuracy(logits, labels),
         **{f"{key}_unselected": value for key, value in
-           topk_accuracy(torch.cat(unselected_logits), torch.cat(unselected_labels)).items()},
+           topk_accuracy(unselected_logits, unselected_labels).items()},
         **{key: float(per_image[key].double().mean())
            for key in ("delta_face", "delta_eval", "target_confidence", "eval_confidence")},
         "fid": frechet_distance(features["fid"], real_fid["features"]),
@@ -124,6 +87,66 @@ def compute_attack_metrics(
     }
     check_complete(metrics)
     return metrics
+
+
+def _per_image(selected: Mapping, logits: torch.Tensor, features: Mapping, labels: torch.Tensor,
+               real_embeddings: Mapping) -> dict:
+    """Per final image: top-k hits, δ_face, δ_eval, the target's and the evaluation model's
+    confidence."""
+    return {
+        **topk_hits(logits, labels),
+        "delta_face": _nearest(features["face"], labels, real_embeddings["face"]),
+        "delta_eval": _nearest(features["eval"], labels, real_embeddings["eval"]),
+        "target_confidence": torch.as_tensor(selected["confidence"]).reshape(-1),
+        "eval_confidence": logits.softmax(dim=1).gather(1, labels[:, None]).reshape(-1),
+    }
+
+
+def _check_roles(extractors: Mapping[str, FeatureExtractor], real_embeddings: Mapping) -> None:
+    missing = [role for role in ROLES if role not in extractors or role not in real_embeddings]
+    if missing:
+        raise KeyError(f"extractors/real_embeddings: missing role(s) {missing}; need {list(ROLES)}")
+    for role in ROLES:
+        if real_embeddings[role]["extractor"] != extractors[role].name:
+            raise ValueError(f"real_embeddings[{role!r}] were made by "
+                             f"{real_embeddings[role]['extractor']!r}, not by the {role} extractor "
+                             f"{extractors[role].name!r}")
+
+
+def _final_logits_and_features(images: torch.Tensor, evaluation_model: nn.Module, input_size: int,
+                               extractors: Mapping[str, FeatureExtractor], batch_size: int,
+                               device: torch.device) -> tuple[torch.Tensor, dict]:
+    """The evaluation model's logits and every role's features of the final images (uint8
+    ``N×H×W×3``), batch by batch."""
+    # δ_eval's extractor is usually the evaluation model itself: then one pass gives both.
+    shared = _is_penultimate_of(extractors["eval"], evaluation_model, input_size)
+    own_extractors = [role for role in ROLES if not (shared and role == "eval")]
+    logits, features = [], {role: [] for role in ROLES}
+    for start in tqdm(range(0, len(images), batch_size), desc="final images", file=sys.stderr,
+                      mininterval=10):
+        batch = augment.to_float(images[start:start + batch_size].permute(0, 3, 1, 2)).to(device)
+        if shared:
+            eval_features, batch_logits = _features_and_logits(evaluation_model, batch, input_size)
+            features["eval"].append(eval_features)
+            logits.append(batch_logits)
+        else:
+            logits.append(_logits(evaluation_model, batch, input_size))
+        for role in own_extractors:
+            features[role].append(extractors[role](batch).cpu())
+    return torch.cat(logits), {role: torch.cat(parts) for role, parts in features.items()}
+
+
+def _unselected_logits(unselected: Iterable[tuple[torch.Tensor, torch.Tensor]],
+                       evaluation_model: nn.Module, input_size: int,
+                       device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    logits, labels = [], []
+    for batch, batch_labels in tqdm(unselected, desc="all candidates", file=sys.stderr,
+                                    mininterval=10):
+        logits.append(_logits(evaluation_model, batch.to(device), input_size))
+        labels.append(torch.as_tensor(batch_labels).reshape(-1).cpu())
+    if not logits:
+        raise ValueError("unselected: no candidate images")
+    return torch.cat(logits), torch.cat(labels)
 
 
 def candidate_batches(generator, optimise_out: Mapping, *, crop_fraction: float, image_size: int,

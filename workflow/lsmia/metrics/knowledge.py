@@ -44,9 +44,33 @@ def knowledge_extraction_score(
     (``classes`` and ξ_train, ξ_test of each class, ``per_class.per_class_means``).
     """
     from lsmia.training.recipe import build_model
-    from lsmia.training.trainer import clear_checkpoint, evaluate, train
+    from lsmia.training.trainer import clear_checkpoint, train
 
     classes = [int(label) for label in classes]
+    images, labels = _checked_attack_images(images, labels, classes)
+    student_index = {label: position for position, label in enumerate(classes)}
+    workdir = Path(workdir)
+    attack_set = PackedDataset(_write_attack_set(workdir / ATTACK_SET, images, labels, classes,
+                                                 real_train_set.identities, student_index))
+    model = build_model(arch["model"], len(classes), recipe, pretrained=pretrained,
+                        arch_kwargs=arch.get("arch_kwargs"))
+    train(model, recipe, attack_set, None, device=device, workdir=workdir,
+          log_csv=log_csv or workdir / "log.csv", input_size=arch["input_size"])
+    scores, per_class = {}, {}
+    for name, real in (("train", real_train_set), ("test", real_test_set)):
+        hits, real_labels = _student_hits(model, real, classes, recipe, arch["input_size"], device)
+        scores[f"xi_{name}"] = float(hits.mean())
+        scores[f"real_{name}_images"] = len(real_labels)
+        per_class.update(per_class_means({f"xi_{name}": hits}, real_labels))
+    clear_checkpoint(workdir)
+    return {**scores, "attack_images": len(attack_set), "student": arch["model"],
+            "epochs": int(recipe["epochs"]), "per_class": per_class}
+
+
+def _checked_attack_images(images: torch.Tensor | np.ndarray, labels: Sequence[int] | torch.Tensor,
+                           classes: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """``images`` as uint8 ``N×H×W×3`` numpy and ``labels`` as int64 numpy, after checking that
+    every label is an attacked class and every attacked class has images."""
     if not classes or len(set(classes)) != len(classes):
         raise ValueError(f"classes: expected distinct labels, got {classes[:10]}")
     images = images.cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
@@ -56,8 +80,7 @@ def knowledge_extraction_score(
     if images.ndim == 5:
         images = images.reshape(-1, *images.shape[2:])
     labels = np.asarray(torch.as_tensor(labels).reshape(-1).cpu().numpy(), dtype=np.int64)
-    student_index = {label: position for position, label in enumerate(classes)}
-    unknown = sorted(set(labels.tolist()) - set(student_index))
+    unknown = sorted(set(labels.tolist()) - set(classes))
     if unknown:
         raise ValueError(f"labels: {unknown[:10]} are not among the attacked classes")
     if len(labels) != len(images):
@@ -65,29 +88,22 @@ def knowledge_extraction_score(
     not_attacked = sorted(set(classes) - set(labels.tolist()))
     if not_attacked:
         raise ValueError(f"classes: {not_attacked[:10]} have no attack images")
-    workdir = Path(workdir)
-    attack_set = PackedDataset(_write_attack_set(workdir / ATTACK_SET, images, labels, classes,
-                                                 real_train_set.identities, student_index))
-    model = build_model(arch["model"], len(classes), recipe, pretrained=pretrained,
-                        arch_kwargs=arch.get("arch_kwargs"))
-    train(model, recipe, attack_set, None, device=device, workdir=workdir,
-          log_csv=log_csv or workdir / "log.csv", input_size=arch["input_size"])
-    lookup = torch.full((max(real_train_set.num_classes, max(classes) + 1),), -1, dtype=torch.int64)
+    return images, labels
+
+
+def _student_hits(model, real: PackedDataset, classes: list[int], recipe: Mapping,
+                  input_size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per real image of ``classes`` in ``real``: whether the student (output ``i`` for
+    ``classes[i]``) names its class (float64 0/1), and the images' labels."""
+    from lsmia.training.trainer import evaluate
+
+    lookup = torch.full((max(real.num_classes, max(classes) + 1),), -1, dtype=torch.int64)
     lookup[torch.tensor(classes)] = torch.arange(len(classes))
-    eval_batch_size = recipe.get("eval_batch_size") or recipe["batch_size"]
-    scores, per_class = {}, {}
-    for name, real in (("train", real_train_set), ("test", real_test_set)):
-        subset = _of_classes(real, classes)
-        logits, real_labels = evaluate(model, subset, device=device, input_size=arch["input_size"],
-                                       batch_size=eval_batch_size,
-                                       precision=recipe.get("precision", "fp32"))
-        hits = (logits.argmax(dim=1) == lookup[real_labels]).double()
-        scores[f"xi_{name}"] = float(hits.mean())
-        scores[f"real_{name}_images"] = len(subset)
-        per_class.update(per_class_means({f"xi_{name}": hits}, real_labels))
-    clear_checkpoint(workdir)
-    return {**scores, "attack_images": len(attack_set), "student": arch["model"],
-            "epochs": int(recipe["epochs"]), "per_class": per_class}
+    logits, real_labels = evaluate(model, _of_classes(real, classes), device=device,
+                                   input_size=input_size,
+                                   batch_size=recipe.get("eval_batch_size") or recipe["batch_size"],
+                                   precision=recipe.get("precision", "fp32"))
+    return (logits.argmax(dim=1) == lookup[real_labels]).double(), real_labels
 
 
 def _write_attack_set(path: Path, images: np.ndarray, labels: np.ndarray, classes: list[int],
