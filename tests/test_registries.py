@@ -56,7 +56,7 @@ def test_registry_names_where_field_value_and_known_names():
 
 def test_schema_defences_are_the_registered_ones_with_the_same_keys():
     forms = tagged_forms(SCHEMA["$defs"]["defence"]["oneOf"], "name")
-    assert sorted(forms) == DEFENCES.names() == ["bido", "mid"]
+    assert sorted(forms) == DEFENCES.names() and {"bido", "mid"} <= set(forms)
     for name, form in forms.items():
         defence = DEFENCES.get(name, "test")
         assert set(form["required"]) - {"name"} == defence.required, name
@@ -66,7 +66,7 @@ def test_schema_defences_are_the_registered_ones_with_the_same_keys():
 def test_schema_generator_kinds_are_the_registered_priors_with_the_same_keys():
     generator = SCHEMA["$defs"]["attack"]["properties"]["generator"]
     forms = tagged_forms(generator["oneOf"], "kind")
-    assert sorted(forms) == PRIORS.names() == ["procedural", "stylegan2"]
+    assert sorted(forms) == PRIORS.names() and {"procedural", "stylegan2"} <= set(forms)
     for kind, form in forms.items():
         assert set(form["required"]) - {"kind"} == set(PRIORS.get(kind, "test").required), kind
 
@@ -112,10 +112,13 @@ def test_run_stage_passes_the_rule_files_and_names_an_unknown_stage(scratch):
 
 
 def test_unknown_defence_and_prior_name_the_value_and_the_known_ones():
-    with pytest.raises(ValueError, match=r"unknown defence name 'dp'.*\['bido', 'mid'\] or 'none'"):
+    with pytest.raises(ValueError) as error:
         parse_defence({"name": "dp"})
-    with pytest.raises(ValueError, match=r"unknown generator kind 'gan'.*\['procedural', 'st"):
+    assert "unknown defence name 'dp'; name must be one of" in str(error.value)
+    assert f"{DEFENCES.names()} or 'none'" in str(error.value)
+    with pytest.raises(ValueError) as error:
         load_generator({"kind": "gan"}, torch.device("cpu"))
+    assert f"unknown generator kind 'gan'; kind must be one of {PRIORS.names()}" in str(error.value)
 
 
 def test_a_registered_defence_is_parsed_and_wrapped_without_other_edits(scratch):
