@@ -8,14 +8,8 @@ import pytest
 import torch
 from nvlabs import SMALL_GENERATOR, stylegan2_checkout, write_network_pickle
 
-from lsmia.attacks.generators import (
-    Generator,
-    ProceduralFacePrior,
-    broadcast_w,
-    load_generator,
-    truncate,
-)
-from lsmia.attacks.stylegan2 import StyleGAN2Prior
+from lsmia.attacks import Generator, ProceduralFacePrior, StyleGAN2Prior, load_generator
+from lsmia.attacks.latents import broadcast_w, truncate
 
 CPU = torch.device("cpu")
 SIZE = SMALL_GENERATOR["img_resolution"]

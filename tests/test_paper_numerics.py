@@ -189,7 +189,7 @@ def test_stylegan2_search_space_is_the_authors_numpy_draw(monkeypatch, tmp_path)
 
 
 def test_torch_latent_draw_is_a_seeded_torch_generator_and_unknown_draws_fail():
-    from lsmia.attacks.generators import draw_z
+    from lsmia.attacks.latents import draw_z
 
     expected = torch.randn(40, 6, generator=torch.Generator().manual_seed(11))
     assert torch.equal(draw_z(40, 6, 11, "torch"), expected)
@@ -201,7 +201,7 @@ def test_torch_latent_draw_is_a_seeded_torch_generator_and_unknown_draws_fail():
 @pytest.mark.parametrize("draw", ["numpy", "torch"])
 def test_sample_stage_scores_the_configured_draw(draw):
     from lsmia.attacks import ProceduralFacePrior, sample_stage
-    from lsmia.attacks.generators import draw_z
+    from lsmia.attacks.latents import draw_z
 
     prior = ProceduralFacePrior(16, torch.device("cpu"))
     target = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),

@@ -43,7 +43,7 @@ def sample_stage(
     """Score ``search_space_size`` latents and keep the best ``candidates_per_class`` per class.
 
     Latents come from ``generator.sample_w(search_space_size, seed, psi, cutoff, latent_draw)``
-    (``lsmia.attacks.generators.draw_z``); each is
+    (``lsmia.attacks.latents.draw_z``); each is
     synthesised, clamped to [−1, 1] (``clamp``, as the authors' code), centre-cropped to
     ``crop_fraction`` and resized to ``input_size``; its score for a class is the
     target's softmax for that class averaged over the image and its horizontal mirror. Per class the

@@ -14,11 +14,13 @@ import os
 import pickle
 import sys
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
-from lsmia.attacks.generators import broadcast_w, draw_z
+from lsmia.attacks.generators import register_prior
+from lsmia.attacks.latents import broadcast_w, draw_z
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,12 @@ class StyleGAN2Prior:
             self._ops_checked = True
             warn_if_custom_ops_fell_back()
         return images
+
+
+@register_prior("stylegan2", required=("checkout", "pickle"))
+def stylegan2_prior(spec: Mapping, device: torch.device) -> StyleGAN2Prior:
+    """``{kind: stylegan2, checkout, pickle}``: the NVlabs checkout folder and network pickle."""
+    return StyleGAN2Prior(spec["checkout"], spec["pickle"], device)
 
 
 def put_ninja_on_path() -> None:

@@ -18,12 +18,15 @@ resolution the module that finishes last — the end of every stage (timm ResNet
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .hsic import gaussian_kernel, linear_kernel, normalised_hsic
 from .mid import linear_classifier
+from .registry import check_number, register_defence
 
 LABEL_KERNELS = ("linear", "gaussian")
 
@@ -68,6 +71,33 @@ def stage_ends(outputs: list[tuple[str, torch.Tensor]], sequential: set[str]) ->
     return list(last_per_resolution.values())
 
 
+def bido_settings(cfg: Mapping) -> dict:
+    """``lambda_x``, ``lambda_y`` ≥ 0, ``sigma`` > 0 (5), ``layers`` (a non-empty list of module
+    names, or ``None``: found on the first batch) and ``label_kernel`` (``linear``)."""
+    layers = cfg.get("layers")
+    if layers is not None and (
+        isinstance(layers, str)
+        or not all(isinstance(layer, str) and layer for layer in layers)
+        or not layers
+    ):
+        raise ValueError(
+            f"defence 'bido': key 'layers' must be a non-empty list of module names, got {layers!r}"
+        )
+    return {
+        "lambda_x": check_number("bido", "lambda_x", cfg["lambda_x"]),
+        "lambda_y": check_number("bido", "lambda_y", cfg["lambda_y"]),
+        "sigma": check_number("bido", "sigma", cfg.get("sigma", 5.0), minimum=1e-12),
+        "layers": list(layers) if layers is not None else None,
+        "label_kernel": cfg.get("label_kernel", "linear"),
+    }
+
+
+@register_defence(
+    "bido",
+    required={"lambda_x", "lambda_y"},
+    optional={"sigma", "layers", "label_kernel"},
+    settings=bido_settings,
+)
 class BiDOModel(nn.Module):
     """A base model trained with the BiDO-HSIC regulariser; its forward is the base model's."""
 

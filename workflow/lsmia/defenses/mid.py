@@ -12,9 +12,13 @@ attacks use the mean code, so the eval-mode model is deterministic.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .registry import check_number, register_defence
 
 STD_OFFSET = 5.0  # σ = softplus(s − 5): codes start almost deterministic, as in the reference code
 MIN_STD = 1e-8  # keeps log σ finite when softplus underflows
@@ -42,6 +46,17 @@ def linear_classifier(model: nn.Module) -> nn.Linear:
     return classifier
 
 
+def mid_settings(cfg: Mapping) -> dict:
+    """``beta`` ≥ 0 and ``bottleneck_dim`` (a positive integer, or ``None``: half the width)."""
+    dim = cfg.get("bottleneck_dim")
+    if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
+        raise ValueError(
+            f"defence 'mid': key 'bottleneck_dim' must be a positive integer, got {dim!r}"
+        )
+    return {"beta": check_number("mid", "beta", cfg["beta"]), "bottleneck_dim": dim}
+
+
+@register_defence("mid", required={"beta"}, optional={"bottleneck_dim"}, settings=mid_settings)
 class MIDModel(nn.Module):
     """A base model whose classifier reads a variational bottleneck code of its pre-logits."""
 

@@ -1,9 +1,16 @@
-"""The three stages of the Plug & Play attack as workflow jobs (one output file each)."""
+"""The three stages of the Plug & Play attack as workflow jobs (one output file each).
+
+Each job registers itself as a stage (``register_stage``) with how its rule's files map to its
+keyword arguments; ``run_stage`` runs the stage a rule ``attack_<stage>`` names.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -13,9 +20,39 @@ from lsmia.data.packed import read_manifest
 from lsmia.io import atomic_path, torch_save
 from lsmia.models import load_model
 from lsmia.provenance import provenance
+from lsmia.registry import Registry
 from lsmia.runtime import resolve_device
 
 log = logging.getLogger("lsmia")
+
+
+@dataclass(frozen=True)
+class AttackStage:
+    """A stage's job and ``files(rule)``: its rule's inputs, outputs, params and logs as the
+    job's file arguments."""
+
+    job: Callable[..., None]
+    files: Callable[[Any], dict]
+
+
+ATTACK_STAGES: Registry[AttackStage] = Registry("attack stage")
+
+
+def register_stage(name: str, files: Callable[[Any], dict]):
+    """Decorator: register a job as the attack stage ``name`` (rule ``attack_<name>``)."""
+
+    def register(job: Callable[..., None]) -> Callable[..., None]:
+        ATTACK_STAGES.add(name, AttackStage(job, files))
+        return job
+
+    return register
+
+
+def run_stage(rule, **common) -> None:
+    """Run the stage of the Snakemake job ``rule`` (``snakemake`` in a script, rule
+    ``attack_<stage>``) with its files and the ``common`` arguments (target, attack, device)."""
+    stage = ATTACK_STAGES.get(rule.rule.removeprefix("attack_"), f"snakemake rule {rule.rule!r}")
+    stage.job(**stage.files(rule), **common)
 
 
 def attacked_classes(setting, num_classes: int) -> list[int]:
@@ -53,6 +90,8 @@ def check_target_fits_data(target, meta: dict, data_dir) -> None:
                          "dataset? Retrain it (delete the file) or point to the right one")
 
 
+@register_stage("sample", lambda rule: {"out": rule.output[0],
+                                        "data_dir": Path(rule.input.data).parent})
 def sample_job(*, target, attack: dict, out, device: str, data_dir=None) -> None:
     """Stage 1: score the search space, keep the best latents per class (``data_dir``: the
     packed private data, whose identity count the target must have)."""
@@ -72,6 +111,9 @@ def sample_job(*, target, attack: dict, out, device: str, data_dir=None) -> None
     _save(result, out, attack, meta, "sample")
 
 
+@register_stage("optimise", lambda rule: {
+    "sample": rule.input.sample, "out": rule.output.result, "gradients_csv": rule.output.gradients,
+    "state": rule.params.state, "log_csv": rule.log.iterations})
 def optimise_job(*, target, sample, attack: dict, out, gradients_csv, state, log_csv,
                  device: str) -> None:
     """Stage 2: optimise every candidate against the target; resumable per batch."""
@@ -102,6 +144,8 @@ def write_gradient_log(optimise_log, path) -> None:
         frame[columns].to_csv(tmp, index=False)
 
 
+@register_stage("select", lambda rule: {"optimised": rule.input.optimised,
+                                        "out": rule.output.result, "grid": rule.output.grid})
 def select_job(*, target, optimised, attack: dict, out, grid, device: str) -> None:
     """Stage 3: keep the latents the target scores highest under random transforms."""
     device, model, meta, generator = _setup(target, attack["generator"], device)
