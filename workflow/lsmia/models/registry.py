@@ -6,28 +6,22 @@ from typing import Callable
 
 from torch import nn
 
-_ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {}
+from lsmia.registry import Registry
+
+ARCHITECTURES: Registry[Callable[..., nn.Module]] = Registry("architecture")
 
 
 def register_architecture(name: str):
     """Decorator: make ``builder(num_classes, **kwargs) -> nn.Module`` available as ``name``."""
-
-    def register(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _ARCHITECTURES and _ARCHITECTURES[name] is not builder:
-            raise ValueError(f"architecture {name!r} is already registered "
-                             f"(by {_ARCHITECTURES[name].__qualname__})")
-        if name.startswith("tv:"):
-            raise ValueError(f"architecture {name!r}: the prefix 'tv:' is reserved for torchvision")
-        _ARCHITECTURES[name] = builder
-        return builder
-
-    return register
+    if name.startswith("tv:"):
+        raise ValueError(f"architecture {name!r}: the prefix 'tv:' is reserved for torchvision")
+    return ARCHITECTURES.register(name)
 
 
 def known_architectures() -> list[str]:
     """Names of the architectures registered with lsmia (not timm's or torchvision's)."""
-    return sorted(_ARCHITECTURES)
+    return ARCHITECTURES.names()
 
 
 def architecture_builder(name: str) -> Callable[..., nn.Module] | None:
-    return _ARCHITECTURES.get(name)
+    return ARCHITECTURES.get(name, "create_model") if name in ARCHITECTURES else None
