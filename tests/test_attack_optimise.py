@@ -185,11 +185,12 @@ def test_non_finite_loss_stops_the_stage_naming_class_and_iteration(tmp_path):
 
 
 def test_state_writes_are_amortised_but_sigterm_still_saves(tmp_path, monkeypatch):
+    from lsmia import resumable
     from lsmia.attacks import optimise
 
     writes = []
-    real_save = optimise.torch_save
-    monkeypatch.setattr(optimise, "torch_save",
+    real_save = resumable.torch_save
+    monkeypatch.setattr(resumable, "torch_save",
                         lambda obj, path: (writes.append(len(obj["batches"])), real_save(obj, path)))
     every = run_optimise(tmp_path / "every.pt", tmp_path / "every.csv", iterations=2)
     assert writes == [1, 2, 3, 4]
