@@ -20,7 +20,7 @@ w, target forward + backward with and without weight gradients, the stage's fina
 where the time goes.
 
     .venv/bin/python benchmarks/attack.py [--archs resnet18 resnet152] [--repeats 3] [--size 128]
-        [--warmup 1] [--profile]
+        [--warmup 1] [--profile | --profile-only]
 """
 
 from __future__ import annotations
@@ -157,6 +157,8 @@ def main():
                         help="iterations of an untimed first pair per target (0: none)")
     parser.add_argument("--profile", action="store_true",
                         help="first time the parts of one iteration per target")
+    parser.add_argument("--profile-only", action="store_true",
+                        help="time only the parts of one iteration, no whole-stage pairs")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -166,10 +168,12 @@ def main():
         generator = vendored_generator(folder, args.size, device)
         for name in args.archs:
             target = create_model(f"tv:{name}", 530).to(device)
-            if args.profile:
+            if args.profile or args.profile_only:
                 profiles.append((name, profile_iteration(generator, target, args.samples, 224,
                                                          device, args.repeats)))
                 print(f"{name} profile: {profiles[-1][1]}", file=sys.stderr, flush=True)
+            if args.profile_only:
+                continue
             if args.warmup:
                 time_pair(generator, target, args.samples, args.warmup, 224, device, folder)
             runs = []
