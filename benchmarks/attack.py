@@ -184,9 +184,10 @@ def main():
                       f" load {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
             rows.append((name, runs))
     load = os.getloadavg()
+    work = "one iteration" if args.profile_only else f"{args.iterations} iterations"
     print(f"`.venv/bin/python {' '.join(sys.argv)}` on {machine()}, load average {load[0]:.2f} "
           f"{load[1]:.2f} {load[2]:.2f}; StyleGAN2-ADA (vendored, random) {args.size} px, "
-          f"batch {args.samples}, {args.iterations} iterations, {args.repeats} runs\n")
+          f"batch {args.samples}, {work}, {args.repeats} runs\n")
     if profiles:
         print("| part of one iteration, s (min / median / max) | "
               + " | ".join(name for name, _ in profiles) + " |")
@@ -194,6 +195,8 @@ def main():
         for part in profiles[0][1]:
             print(f"| {part} | " + " | ".join(spread(p[part]) for _, p in profiles) + " |")
         print()
+    if args.profile_only:
+        return
     print("| target | plain loop s (min/median/max) | optimise_stage s (min/median/max) | "
           "plain img/s | stage img/s | stage / plain |")
     print("|---|---|---|---:|---:|---:|")
