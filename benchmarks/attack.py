@@ -14,8 +14,13 @@ the NVlabs pickles are (``G``, ``D``, ``G_ema``) and loaded through lsmia's ``St
   flip-averaged confidence of the final w).
 
 Throughput is samples × iterations per second of the whole call; each run alternates the two.
+Each run's seconds are printed as it ends (a slow machine shows progress), then the table. With
+``--profile`` the script first times the parts of one iteration (generator forward + backward to
+w, target forward + backward with and without weight gradients, the stage's final pass) to show
+where the time goes.
 
-    .venv/bin/python benchmarks/attack.py [--targets resnet18 resnet152] [--runs 3]
+    .venv/bin/python benchmarks/attack.py [--archs resnet18 resnet152] [--repeats 3] [--size 128]
+        [--warmup 1] [--profile | --profile-only]
 """
 
 from __future__ import annotations
@@ -28,12 +33,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
 
 from lsmia.attacks import StyleGAN2Prior, optimise_stage, poincare_loss
-from lsmia.attacks.views import PAPER_CROP_FRACTION, target_view
+from lsmia.attacks.views import PAPER_CROP_FRACTION, flip_averaged_softmax, target_view
 from lsmia.data import augment
 from lsmia.models import create_model
 from machine import machine
@@ -96,40 +102,110 @@ def time_pair(generator, target, samples, iterations, input_size, device, folder
     return plain, time.perf_counter() - start
 
 
+def profile_iteration(generator, target, samples, input_size, device, repeats):
+    """Median seconds of each part of one iteration (``repeats`` interleaved timings each)."""
+    w = generator.sample_w(samples, seed=0, psi=0.5, cutoff=8)[:, 0].to(device)
+    targets = torch.arange(samples, device=device) % 10
+    view = target_view(generator.synthesise(w), SETTINGS["crop_fraction"], input_size).detach()
+
+    def generator_pass():
+        latent = w.clone().requires_grad_(True)
+        target_view(generator.synthesise(latent), SETTINGS["crop_fraction"], input_size).sum() \
+            .backward()
+
+    def target_pass(weight_gradients: bool):
+        target.eval().requires_grad_(weight_gradients)
+        images = view.clone().requires_grad_(True)
+        poincare_loss(target(images), targets).backward()
+        target.zero_grad(set_to_none=True)
+
+    @torch.no_grad()
+    def final_pass():
+        target.requires_grad_(False)
+        final_view = target_view(generator.synthesise(w), SETTINGS["crop_fraction"], input_size)
+        flip_averaged_softmax(target, final_view).gather(1, targets[:, None])
+
+    parts: dict[str, Callable[[], None]] = {
+        "generator forward + backward to w": generator_pass,
+        "target forward + backward, weight gradients (plain loop)": lambda: target_pass(True),
+        "target forward + backward, frozen (stage)": lambda: target_pass(False),
+        "final pass: synthesis + view and mirror through the target (stage only)": final_pass,
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in parts}
+    for _ in range(repeats):
+        for name, part in parts.items():
+            start = time.perf_counter()
+            part()
+            seconds[name].append(time.perf_counter() - start)
+    return seconds
+
+
+def spread(values) -> str:
+    return f"{min(values):.2f} / {statistics.median(values):.2f} / {max(values):.2f}"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--targets", nargs="+", default=["resnet18", "resnet152"])
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--samples", type=int, default=8)
+    parser.add_argument("--archs", "--targets", nargs="+", default=["resnet18", "resnet152"],
+                        help="torchvision ResNets to attack")
+    parser.add_argument("--repeats", "--runs", type=int, default=3)
+    parser.add_argument("--samples", type=int, default=8, help="batch size")
     parser.add_argument("--iterations", type=int, default=10)
-    parser.add_argument("--resolution", type=int, default=128)
+    parser.add_argument("--size", "--resolution", type=int, default=128,
+                        help="the generator's resolution (px)")
+    parser.add_argument("--warmup", type=int, default=1,
+                        help="iterations of an untimed first pair per target (0: none)")
+    parser.add_argument("--profile", action="store_true",
+                        help="first time the parts of one iteration per target")
+    parser.add_argument("--profile-only", action="store_true",
+                        help="time only the parts of one iteration, no whole-stage pairs")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
-    rows = []
+    rows, profiles = [], []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        generator = vendored_generator(folder, args.resolution, device)
-        for name in args.targets:
+        generator = vendored_generator(folder, args.size, device)
+        for name in args.archs:
             target = create_model(f"tv:{name}", 530).to(device)
-            time_pair(generator, target, args.samples, 1, 224, device, folder)  # warm-up
-            runs = [time_pair(generator, target, args.samples, args.iterations, 224, device,
-                              folder) for _ in range(args.runs)]
+            if args.profile or args.profile_only:
+                profiles.append((name, profile_iteration(generator, target, args.samples, 224,
+                                                         device, args.repeats)))
+                print(f"{name} profile: {profiles[-1][1]}", file=sys.stderr, flush=True)
+            if args.profile_only:
+                continue
+            if args.warmup:
+                time_pair(generator, target, args.samples, args.warmup, 224, device, folder)
+            runs = []
+            for run in range(args.repeats):
+                runs.append(time_pair(generator, target, args.samples, args.iterations, 224,
+                                      device, folder))
+                print(f"{name} run {run + 1}: plain {runs[-1][0]:.2f} s, stage {runs[-1][1]:.2f} s,"
+                      f" load {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
             rows.append((name, runs))
     load = os.getloadavg()
+    work = "one iteration" if args.profile_only else f"{args.iterations} iterations"
     print(f"`.venv/bin/python {' '.join(sys.argv)}` on {machine()}, load average {load[0]:.2f} "
-          f"{load[1]:.2f} {load[2]:.2f}; StyleGAN2-ADA (vendored, random) {args.resolution} px, "
-          f"batch {args.samples}, {args.iterations} iterations, {args.runs} runs\n")
+          f"{load[1]:.2f} {load[2]:.2f}; StyleGAN2-ADA (vendored, random) {args.size} px, "
+          f"batch {args.samples}, {work}, {args.repeats} runs\n")
+    if profiles:
+        print("| part of one iteration, s (min / median / max) | "
+              + " | ".join(name for name, _ in profiles) + " |")
+        print("|---|" + "---|" * len(profiles))
+        for part in profiles[0][1]:
+            print(f"| {part} | " + " | ".join(spread(p[part]) for _, p in profiles) + " |")
+        print()
+    if args.profile_only:
+        return
     print("| target | plain loop s (min/median/max) | optimise_stage s (min/median/max) | "
           "plain img/s | stage img/s | stage / plain |")
     print("|---|---|---|---:|---:|---:|")
     work = args.samples * args.iterations
     for name, runs in rows:
         plain, stage = ([run[i] for run in runs] for i in (0, 1))
-        spread = [f"{min(t):.1f} / {statistics.median(t):.1f} / {max(t):.1f}" for t in (plain, stage)]
         plain_rate, stage_rate = work / statistics.median(plain), work / statistics.median(stage)
-        print(f"| {name} | {spread[0]} | {spread[1]} | {plain_rate:.2f} | {stage_rate:.2f} | "
-              f"{stage_rate / plain_rate:.2f}× |")
+        print(f"| {name} | {spread(plain)} | {spread(stage)} | {plain_rate:.2f} | "
+              f"{stage_rate:.2f} | {stage_rate / plain_rate:.2f}× |")
 
 
 if __name__ == "__main__":

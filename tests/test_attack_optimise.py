@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from lsmia.attacks import Preempted, ProceduralFacePrior, optimise_stage
-from lsmia.attacks.views import PAPER_CROP_FRACTION
+from lsmia.attacks.views import PAPER_CROP_FRACTION, target_view
 
 CPU = torch.device("cpu")
 CLASSES, PER_CLASS, BATCH = (0, 3), 4, 2  # 8 samples: 4 batches
@@ -107,6 +107,23 @@ def test_optimisation_is_deterministic_and_reuses_finished_state(tmp_path):
     assert not torch.equal(changed["w"], first["w"])
 
 
+def test_final_confidence_is_of_the_final_w_not_the_last_iteration(tmp_path):
+    """The stored confidence is the mirror-averaged softmax of the final w, uncropped: the last
+    iteration's forward pass saw w before the last Adam step through a random crop, so it cannot
+    stand in for it (the stage's one extra no-grad pass)."""
+    out = run_optimise(tmp_path / "state.pt", tmp_path / "log.csv", iterations=3)
+    prior, target = ProceduralFacePrior(32, CPU), tiny_target().eval()
+    w, targets = out["w"].reshape(-1, prior.w_dim), torch.tensor(CLASSES).repeat_interleave(PER_CLASS)
+    with torch.no_grad():
+        view = target_view(prior.synthesise(w), PAPER_CROP_FRACTION, 24)
+        mirrored = torch.cat([view, view.flip(-1)])
+        both = target(mirrored).softmax(dim=1)
+        expected = 0.5 * (both[: len(w)] + both[len(w) :])
+    expected = expected.gather(1, targets[:, None])[:, 0].reshape(len(CLASSES), PER_CLASS)
+    torch.testing.assert_close(out["confidence"], expected, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(out["confidence"], out["confidence_trace"][..., -1], atol=1e-4)
+
+
 def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
     process, state = start_subprocess(tmp_path)
     process.send_signal(signal.SIGKILL)
@@ -185,11 +202,12 @@ def test_non_finite_loss_stops_the_stage_naming_class_and_iteration(tmp_path):
 
 
 def test_state_writes_are_amortised_but_sigterm_still_saves(tmp_path, monkeypatch):
+    from lsmia import resumable
     from lsmia.attacks import optimise
 
     writes = []
-    real_save = optimise.torch_save
-    monkeypatch.setattr(optimise, "torch_save",
+    real_save = resumable.torch_save
+    monkeypatch.setattr(resumable, "torch_save",
                         lambda obj, path: (writes.append(len(obj["batches"])), real_save(obj, path)))
     every = run_optimise(tmp_path / "every.pt", tmp_path / "every.csv", iterations=2)
     assert writes == [1, 2, 3, 4]

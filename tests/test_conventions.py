@@ -187,6 +187,27 @@ def test_gres_route_covers_every_gpu_rule_and_nothing_else(paper_workflow):
     assert all(resources == {"slurm_partition": "'gpu'"} for resources in partitioned.values())
 
 
+THREAD_KINDS = {
+    "prepare_synthetic": "prepare_synthetic", "prepare_facescrub": "prepare_raw",
+    "prepare_celeba": "prepare_raw", "pretrain_public": "train", "train_target": "train",
+    "train_evaluation_model": "train", "attack_sample": "attack", "attack_optimise": "attack",
+    "attack_select": "attack", "real_embeddings": "metrics", "attack_metrics": "metrics",
+    "knowledge_extraction": "knowledge_extraction",
+}
+
+
+def test_rules_take_their_threads_from_the_config_not_the_profile(paper_workflow):
+    paper = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["threads"]
+    demo = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())["threads"]
+    assert set(paper) == set(demo) == set(THREAD_KINDS.values())
+    assert set(demo.values()) == {1}, "the demo runs two one-core jobs at a time on two cores"
+    for rule, kind in THREAD_KINDS.items():
+        assert paper_workflow.get_rule(rule).resources["_cores"] == paper[kind], rule
+    assert paper["train"] == 8 and paper["attack"] == 4  # the paper's cluster setting
+    assert "set-threads" not in profile() and "set-threads" not in profile(
+        LSMIA_SLURM_GPU_GRES="gpu:1", LSMIA_SLURM_GPU_PARTITION="gpu")
+
+
 def test_slurm_dry_run_caps_wall_time_and_requests_gpus_by_gres(tmp_path):
     env = {**os.environ, "LSMIA_MAX_RUNTIME": "600", "LSMIA_SLURM_GPU_GRES": "gpu:1"}
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory",

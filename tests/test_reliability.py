@@ -21,7 +21,14 @@ from lsmia.config import attack_settings, validate_config
 from lsmia.data.packed import PackedDataset, write_packed
 from lsmia.io import sha256_of
 from lsmia.models import create_model, load_model, save_model
-from workflow_helpers import SNAKEFILE, demo_config, mini_demo_config, snakemake, write_config
+from workflow_helpers import (
+    SNAKEFILE,
+    demo_config,
+    mini_demo_config,
+    paper_threads,
+    snakemake,
+    write_config,
+)
 
 EVALUATION = {"architecture": "tiny_inception", "recipe": "eval"}
 
@@ -31,6 +38,8 @@ def raw_config(tmp_path: Path, experiment: str = "raw") -> Path:
     make_fake_facescrub(tmp_path / "raw" / "facescrub", actors=3, actresses=2, images=6)
     make_fake_celeba(tmp_path / "raw" / "celeba", identities=4)
     config = mini_demo_config(experiment)
+    config["threads"] = paper_threads()
+    assert config["threads"]["prepare_raw"] > 2
     config["datasets"]["fs"] = {"source": "facescrub", "raw_dir": "raw/facescrub", "image_size": 16,
                                 "evaluation": EVALUATION}
     config["datasets"]["cb"] = {"source": "celeba", "raw_dir": "raw/celeba", "identities": 3,

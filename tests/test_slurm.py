@@ -16,7 +16,7 @@ import pytest
 import torch
 import yte
 from slurm_cluster import SlurmCluster, unavailable_reason
-from workflow_helpers import REPO, mini_demo_config, snakemake, write_config
+from workflow_helpers import REPO, mini_demo_config, paper_threads, snakemake, write_config
 
 pytestmark = pytest.mark.slurm
 
@@ -293,13 +293,6 @@ def preempt_when_checkpointed(cluster, process, workdir: Path, deadline: float) 
     pytest.fail(f"the demo's train_target never checkpointed while running:\n{output[-6000:]}")
 
 
-def profile_threads() -> list[str]:
-    """The profile's per-rule threads as ``--set-threads`` arguments, for an equal local run."""
-    with open(PROFILE / "config.yaml") as stream:
-        profile = yte.process_yaml(stream, require_use_yte=True)
-    return [f"{rule}={threads}" for rule, threads in profile["set-threads"].items()]
-
-
 def without_provenance(record: dict) -> dict:
     """A metrics record without where and when it was made (extractor names carry the hash of a
     model file, and with it the file's creation time)."""
@@ -310,8 +303,9 @@ def test_demo_attack_through_slurm_survives_preemption_and_equals_a_local_run(sl
     """The real demo rules on the cluster, from data preparation (CPU partition) through training,
     the three attack stages and the attack's metrics (GPU partition); the target's training is
     preempted after its first epoch and resumed. Every output equals that of an undisturbed local
-    run with the same threads per rule."""
+    run with the same threads per rule: the paper config's."""
     config = mini_demo_config("slurm")
+    config["threads"] = paper_threads()
     config["device"] = "cpu"  # the test cluster's GPU is a fake device: `auto` would refuse it
     config["recipes"]["hard"]["epochs"] = DEMO_EPOCHS
     cluster_dir, local_dir = tmp_path / "cluster", tmp_path / "local"
@@ -332,18 +326,18 @@ def test_demo_attack_through_slurm_survives_preemption_and_equals_a_local_run(sl
     assert preempted["JobState"] == "FAILED" and preempted["Partition"] == "gpu"
     assert minutes(preempted["TimeLimit"]) == 480, "train_target's declared wall time"
     assert preempted["TresPerJob"] == "gres:gpu:1"
+    assert preempted["NumCPUs"] == str(paper_threads()["train"]), "the config's threads per job"
     slurm_log = cluster_dir / f"slurm-logs/rule_train_target/synth_tiny_resnet_hard/{job}.log"
     assert "returned non-zero exit status 75" in slurm_log.read_text(), "not the preemption exit"
     log = (cluster_dir / "logs/slurm/train_target/synth/tiny_resnet/hard.log").read_text()
     assert "resuming from" in log, log[-3000:]  # the retry's log; Snakemake cleared the first
     assert not list((cluster_dir / DEMO_RESULTS).rglob("checkpoint.pt")), "a checkpoint outlived its job"
 
-    # Inside a job Snakemake caps the profile's threads at the cores it finds (--cores all); the
+    # Inside a job Snakemake caps the config's threads at the cores it finds (--cores all); the
     # local run gets as many, so every rule runs with the same torch threads in both.
     model = "models/synth/tiny_resnet/hard/model.pt"
     job_cores = torch.load(cluster_dir / DEMO_RESULTS / model, weights_only=True)["meta"]["provenance"]["torch_threads"]
-    local = snakemake(local_dir, local_dir / "demo.yaml", "--cores", str(job_cores), "--set-threads",
-                      *profile_threads(), "--", DEMO_TARGET)
+    local = snakemake(local_dir, local_dir / "demo.yaml", "--cores", str(job_cores), "--", DEMO_TARGET)
     assert local.returncode == 0, local.stderr[-3000:]
     on_cluster, undisturbed = (torch.load(d / DEMO_RESULTS / model, weights_only=True)["state_dict"]
                                for d in (cluster_dir, local_dir))

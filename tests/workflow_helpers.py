@@ -39,6 +39,11 @@ def demo_config() -> dict:
     return yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
 
 
+def paper_threads() -> dict:
+    """The paper config's threads per kind of job (config/config.yaml ``threads``)."""
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())["threads"]
+
+
 def mini_demo_config(experiment: str = "mini") -> dict:
     """config/demo.yaml reduced to a DAG with every artefact that runs in minutes."""
     config = copy.deepcopy(demo_config())

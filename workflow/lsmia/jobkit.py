@@ -11,10 +11,7 @@ import types
 from typing import Iterator
 
 from lsmia.gpu_lock import acquire_gpu
-
-#: Exit status of a job that stopped on SIGTERM after writing its checkpoint (EX_TEMPFAIL):
-#: Snakemake marks it failed, and its retry resumes from the checkpoint.
-PREEMPTED_EXIT = 75
+from lsmia.resumable import PREEMPTED_EXIT, Preempted
 
 
 @contextlib.contextmanager
@@ -23,7 +20,8 @@ def logged(snakemake) -> Iterator[logging.Logger]:
     (``resources: gpu``) takes a free GPU of its own on a multi-GPU workstation, and a job that
     asked for a GPU it cannot use stops before any work (``lsmia.cuda_check``).
 
-    A ``Preempted`` exception (SIGTERM after a checkpoint) ends the job with ``PREEMPTED_EXIT``.
+    ``lsmia.resumable.Preempted`` (SIGTERM after a checkpoint) ends the job with exit status
+    ``PREEMPTED_EXIT`` (75), for Snakemake's retry to resume it.
     """
     log_path = snakemake.log[0] if len(snakemake.log) else None
     stream = open(log_path, "a", buffering=1) if log_path else sys.stderr
@@ -43,11 +41,11 @@ def logged(snakemake) -> Iterator[logging.Logger]:
 
                     require_cuda_if_asked(snakemake.config.get("device"), gpu_rule)
                 yield logger
-            except BaseException as err:  # noqa: BLE001 - logged, then re-raised or mapped
-                if type(err).__name__ == "Preempted":
-                    logger.warning("preempted: %s; checkpoint written, exiting %d", err, PREEMPTED_EXIT)
-                    stream.flush()
-                    sys.exit(PREEMPTED_EXIT)
+            except Preempted as err:
+                logger.warning("preempted: %s; checkpoint written, exiting %d", err, PREEMPTED_EXIT)
+                stream.flush()
+                sys.exit(PREEMPTED_EXIT)
+            except BaseException:  # noqa: BLE001 - logged, then re-raised
                 traceback.print_exc(file=stream)
                 raise
     finally:

@@ -40,7 +40,7 @@ rule attack_sample:
         f"{BENCH}/attack_sample/{{dataset}}/{{arch}}/{{rs}}.tsv"
     conda:
         "../../envs/lsmia.yaml"
-    threads: 1
+    threads: job_threads(config, "attack")
     resources:
         gpu=1,
         mem_mb=memory(32000),
@@ -67,7 +67,7 @@ rule attack_optimise:
         f"{BENCH}/attack_optimise/{{dataset}}/{{arch}}/{{rs}}/{{ro}}.tsv"
     conda:
         "../../envs/lsmia.yaml"
-    threads: 1
+    threads: job_threads(config, "attack")
     resources:
         gpu=1,
         mem_mb=memory(32000),
@@ -94,7 +94,7 @@ rule attack_select:
         f"{BENCH}/attack_select/{{dataset}}/{{arch}}/{{rs}}/{{ro}}/{{rsel}}.tsv"
     conda:
         "../../envs/lsmia.yaml"
-    threads: 1
+    threads: job_threads(config, "attack")
     resources:
         gpu=1,
         mem_mb=memory(32000),

@@ -12,7 +12,7 @@ LIBRARY = os.path.join(workflow.basedir, "workflow")
 sys.path.insert(0, LIBRARY)
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [LIBRARY, os.getenv("PYTHONPATH")])))
 
-from lsmia.cluster import max_runtime, wall_time
+from lsmia.cluster import job_threads, max_runtime, wall_time
 from lsmia.config import (
     ConfigError,
     attack_settings,

@@ -20,7 +20,7 @@ rule prepare_synthetic:
         dataset=datasets_of("synthetic"),
     conda:
         "../../envs/lsmia.yaml"
-    threads: 1
+    threads: job_threads(config, "prepare_synthetic")
     resources:
         mem_mb=memory(8000),
         runtime=runtime(30),
@@ -41,7 +41,7 @@ rule prepare_facescrub:
         dataset=datasets_of("facescrub"),
     conda:
         "../../envs/lsmia.yaml"
-    threads: 8
+    threads: job_threads(config, "prepare_raw")
     resources:
         mem_mb=memory(32000),
         runtime=runtime(180),

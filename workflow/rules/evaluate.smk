@@ -17,7 +17,7 @@ rule real_embeddings:
         extractor="|".join(EXTRACTORS),
     conda:
         "../../envs/lsmia.yaml"
-    threads: 1
+    threads: job_threads(config, "metrics")
     resources:
         gpu=1,
         mem_mb=memory(32000),
@@ -40,7 +40,7 @@ rule attack_metrics:
         f"{BENCH}/attack_metrics/{{dataset}}/{{arch}}/{{rs}}/{{ro}}/{{rsel}}.tsv"
     conda:
         "../../envs/lsmia.yaml"
-    threads: 1
+    threads: job_threads(config, "metrics")
     resources:
         gpu=1,
         mem_mb=memory(32000),
@@ -69,7 +69,7 @@ rule knowledge_extraction:
         f"{BENCH}/knowledge_extraction/{{dataset}}/{{arch}}/{{recipe}}.tsv"
     conda:
         "../../envs/lsmia.yaml"
-    threads: 1
+    threads: job_threads(config, "knowledge_extraction")
     resources:
         gpu=1,
         mem_mb=memory(32000),

@@ -38,7 +38,7 @@ rule pretrain_public:
         dataset=datasets_of("synthetic"),
     conda:
         "../../envs/lsmia.yaml"
-    threads: 1
+    threads: job_threads(config, "train")
     resources:
         gpu=1,
         mem_mb=memory(8000),
@@ -70,7 +70,7 @@ rule train_target:
         f"{BENCH}/train_target/{{dataset}}/{{arch}}/{{recipe}}.tsv"
     conda:
         "../../envs/lsmia.yaml"
-    threads: 1
+    threads: job_threads(config, "train")
     resources:
         gpu=1,
         mem_mb=memory(32000),
@@ -98,7 +98,7 @@ rule train_evaluation_model:
         f"{BENCH}/train_evaluation_model/{{dataset}}.tsv"
     conda:
         "../../envs/lsmia.yaml"
-    threads: 1
+    threads: job_threads(config, "train")
     resources:
         gpu=1,
         mem_mb=memory(32000),

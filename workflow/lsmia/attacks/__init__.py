@@ -11,7 +11,7 @@ from lsmia.attacks.procedural import ProceduralFacePrior
 from lsmia.attacks.sample import sample_stage
 from lsmia.attacks.select import save_grid, select_stage
 from lsmia.attacks.stylegan2 import StyleGAN2Prior
-from lsmia.training.trainer import Preempted
+from lsmia.resumable import Preempted
 
 __all__ = [
     "PRIORS", "Generator", "ProceduralFacePrior", "StyleGAN2Prior", "load_generator",

@@ -19,12 +19,10 @@ import contextlib
 import hashlib
 import json
 import logging
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pandas as pd
 import torch
@@ -36,8 +34,8 @@ from lsmia.attacks.generators import Generator
 from lsmia.attacks.poincare import poincare_loss
 from lsmia.attacks.views import flip_averaged_softmax, prepare_target, target_logits, target_view
 from lsmia.data import augment
-from lsmia.io import atomic_path, torch_save
-from lsmia.training.trainer import Preempted
+from lsmia.io import atomic_path
+from lsmia.resumable import Preempted, hash_tensor, load_state, save_state, sigterm_flag
 
 log = logging.getLogger(__name__)
 
@@ -45,27 +43,13 @@ TRACES = ("loss_trace", "confidence_trace", "grad_cosine_trace")
 CROP_PER = ("batch", "image")
 
 
-def optimise_stage(
-    generator: Generator,
-    target: nn.Module,
-    sample_out: dict,
-    *,
-    iterations: int,
-    lr: float,
-    betas: tuple[float, float],
-    crop_scale: tuple[float, float],
-    crop_fraction: float,
-    input_size: int,
-    batch_size: int,
-    seed: int,
-    device: torch.device,
-    state_path: str | Path,
-    log_csv: str | Path,
-    crop_ratio: tuple[float, float] = (1.0, 1.0),
-    precision: str = "fp32",
-    crop_per: str = "batch",
-    checkpoint_seconds: float = 60.0,
-) -> dict[str, torch.Tensor]:
+def optimise_stage(generator: Generator, target: nn.Module, sample_out: dict, *, iterations: int,
+                   lr: float, betas: tuple[float, float], crop_scale: tuple[float, float],
+                   crop_fraction: float, input_size: int, batch_size: int, seed: int,
+                   device: torch.device, state_path: str | Path, log_csv: str | Path,
+                   crop_ratio: tuple[float, float] = (1.0, 1.0), precision: str = "fp32",
+                   crop_per: str = "batch", checkpoint_seconds: float = 60.0,
+                   ) -> dict[str, torch.Tensor]:
     """Adam (``lr``, ``betas``) on one ``w_dim`` latent per sample, broadcast to all style layers.
 
     Starts from ``sample_out["w"]`` (``C×k×num_ws×w_dim``: its first layer, the truncated one; or
@@ -83,69 +67,35 @@ def optimise_stage(
     (``scope`` = ``all``); it is rewritten with the state file (see the module docstring; 0
     ``checkpoint_seconds`` saves after every batch).
     """
-    if crop_per not in CROP_PER:
-        raise ValueError(f"optimise_stage: crop_per {crop_per!r} is not one of {list(CROP_PER)}")
-    if iterations < 1 or batch_size < 1:
-        raise ValueError(f"optimise_stage: iterations ({iterations}) and batch_size ({batch_size}) "
-                         "must be positive")
-    target = prepare_target(target, device)
-    classes = torch.as_tensor(sample_out["classes"], dtype=torch.int64)
-    start_w = sample_out["w"].float()
-    if start_w.dim() == 4:
-        start_w = start_w[:, :, 0]
-    expected = (len(classes), generator.w_dim)
-    if start_w.dim() != 3 or (start_w.shape[0], start_w.shape[2]) != expected:
-        raise ValueError(
-            f"optimise_stage: sample_out['w'] must be C×k×[num_ws×]w_dim with C = {len(classes)} "
-            f"and w_dim = {generator.w_dim}, got {tuple(sample_out['w'].shape)}"
-        )
-    num_classes, per_class = start_w.shape[:2]
-    flat_w = start_w.reshape(-1, generator.w_dim)
-    flat_targets = classes.repeat_interleave(per_class)
     settings = dict(
         iterations=iterations, lr=lr, betas=list(betas), crop_scale=list(crop_scale),
         crop_ratio=list(crop_ratio), crop_fraction=crop_fraction, input_size=input_size,
         batch_size=batch_size, seed=seed, precision=precision, crop_per=crop_per,
     )
-    fingerprint = _fingerprint(settings, flat_w, flat_targets, generator, target)
+    _check_settings(settings)
+    target = prepare_target(target, device)
+    classes = torch.as_tensor(sample_out["classes"], dtype=torch.int64)
+    start_w = _start_latents(sample_out["w"], len(classes), generator.w_dim)
+    num_classes, per_class = start_w.shape[:2]
+    flat_w = start_w.reshape(-1, generator.w_dim)
+    flat_targets = classes.repeat_interleave(per_class)
+    state = _BatchState(Path(state_path), Path(log_csv),
+                        _fingerprint(settings, flat_w, flat_targets, generator, target))
     starts = list(range(0, len(flat_w), batch_size))
-    finished = _load_state(Path(state_path), fingerprint)
-    if finished:
+    if state.finished:
         log.info("optimise: resuming after %d of %d batches from %s",
-                 len(finished), len(starts), state_path)
-
-    saved, last_save = len(finished), time.monotonic()
-
-    def save() -> None:
-        nonlocal saved, last_save
-        if len(finished) > saved:
-            torch_save({"fingerprint": fingerprint, "batches": finished}, state_path)
-            write_trace_csv(log_csv, finished)
-        saved, last_save = len(finished), time.monotonic()
-
-    with _sigterm_received() as stop_requested:
-        try:
-            for number in tqdm(range(len(finished), len(starts)), desc="optimise",
-                               file=sys.stderr, mininterval=10, initial=len(finished),
-                               total=len(starts)):
-                rows = slice(starts[number], starts[number] + batch_size)
-                batch = _optimise_batch(
-                    generator, target, flat_w[rows], flat_targets[rows], settings,
-                    batch_seed=seed * 1_000_003 + number, device=device, stop=stop_requested,
-                    state_note=f"{len(finished)} of {len(starts)} batches saved in {state_path}",
-                )
-                finished.append(batch)
-                if time.monotonic() - last_save >= checkpoint_seconds:
-                    save()
-        except Preempted:
-            save()
-            raise
-    if len(finished) > saved:
-        save()
-    else:
-        write_trace_csv(log_csv, finished)  # a complete state was reused
-
-    merged = {key: torch.cat([batch[key] for batch in finished]) for key in finished[0]}
+                 len(state.finished), len(starts), state_path)
+    with sigterm_flag("stopping after saving finished batches") as stop, state.saved_on_exit():
+        for number in tqdm(range(len(state.finished), len(starts)), desc="optimise",
+                           file=sys.stderr, mininterval=10, initial=len(state.finished),
+                           total=len(starts)):
+            rows = slice(starts[number], starts[number] + batch_size)
+            state.add(_optimise_batch(
+                generator, target, flat_w[rows], flat_targets[rows], settings,
+                batch_seed=seed * 1_000_003 + number, device=device, stop=stop.is_set,
+                state_note=f"{len(state.finished)} of {len(starts)} batches saved in {state_path}",
+            ), checkpoint_seconds)
+    merged = {key: torch.cat([batch[key] for batch in state.finished]) for key in state.finished[0]}
     shape = (num_classes, per_class)
     return {
         "w": merged["w"].reshape(*shape, -1),
@@ -153,6 +103,65 @@ def optimise_stage(
         "confidence": merged["confidence"].reshape(shape),
         **{key: merged[key].reshape(*shape, iterations) for key in TRACES},
     }
+
+
+def _check_settings(settings: dict) -> None:
+    if settings["crop_per"] not in CROP_PER:
+        raise ValueError(f"optimise_stage: crop_per {settings['crop_per']!r} is not one of "
+                         f"{list(CROP_PER)}")
+    if settings["iterations"] < 1 or settings["batch_size"] < 1:
+        raise ValueError(f"optimise_stage: iterations ({settings['iterations']}) and batch_size "
+                         f"({settings['batch_size']}) must be positive")
+
+
+def _start_latents(w: torch.Tensor, num_classes: int, w_dim: int) -> torch.Tensor:
+    """``C×k×w_dim`` float start latents from stage 1's ``C×k×[num_ws×]w_dim`` (the first layer:
+    the truncated one)."""
+    start_w = w.float()
+    if start_w.dim() == 4:
+        start_w = start_w[:, :, 0]
+    if start_w.dim() != 3 or (start_w.shape[0], start_w.shape[2]) != (num_classes, w_dim):
+        raise ValueError(
+            f"optimise_stage: sample_out['w'] must be C×k×[num_ws×]w_dim with C = {num_classes} "
+            f"and w_dim = {w_dim}, got {tuple(w.shape)}"
+        )
+    return start_w
+
+
+class _BatchState:
+    """The finished batches and their state file (with the trace CSV beside it), saved at most
+    every ``checkpoint_seconds``, when the loop ends and when it is preempted."""
+
+    def __init__(self, path: Path, log_csv: Path, fingerprint: str):
+        self.path, self.log_csv, self.fingerprint = path, log_csv, fingerprint
+        state = load_state(path, fingerprint, what="optimisation state")
+        self.finished: list[dict] = state["batches"] if state else []
+        self.saved, self.last_save = len(self.finished), time.monotonic()
+
+    def add(self, batch: dict, checkpoint_seconds: float) -> None:
+        self.finished.append(batch)
+        if time.monotonic() - self.last_save >= checkpoint_seconds:
+            self.save()
+
+    def save(self) -> None:
+        if len(self.finished) > self.saved:
+            save_state(self.path, self.fingerprint, {"batches": self.finished})
+            write_trace_csv(self.log_csv, self.finished)
+        self.saved, self.last_save = len(self.finished), time.monotonic()
+
+    @contextlib.contextmanager
+    def saved_on_exit(self) -> Iterator[None]:
+        """Save what is unsaved when the block ends or is preempted (not on other errors); a
+        complete state that was reused only gets its trace CSV rewritten."""
+        try:
+            yield
+        except Preempted:
+            self.save()
+            raise
+        if len(self.finished) > self.saved:
+            self.save()
+        else:
+            write_trace_csv(self.log_csv, self.finished)
 
 
 def _optimise_batch(generator, target, start_w, targets, settings, *, batch_seed, device, stop,
@@ -240,38 +249,5 @@ def _fingerprint(settings, flat_w, flat_targets, generator, target) -> str:
     digest.update(f"{type(generator).__name__}/{generator.w_dim}/{generator.num_ws}/"
                   f"{generator.image_size}".encode())
     for tensor in (flat_w, flat_targets, *target.state_dict().values()):
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+        hash_tensor(digest, tensor)
     return digest.hexdigest()
-
-
-def _load_state(path: Path, fingerprint: str) -> list[dict]:
-    if not path.exists():
-        return []
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path}: unreadable optimisation state ({err}); delete it to restart") \
-            from err
-    if state.get("fingerprint") != fingerprint:
-        log.warning("%s belongs to other inputs or settings: starting afresh", path)
-        return []
-    return state["batches"]
-
-
-@contextlib.contextmanager
-def _sigterm_received() -> Iterator[Callable[[], bool]]:
-    """While active, SIGTERM only sets a flag (checked between steps). Main thread only."""
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: False
-        return
-    received = threading.Event()
-
-    def handler(signum, frame):
-        log.warning("SIGTERM received: stopping after saving finished batches")
-        received.set()
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield received.is_set
-    finally:
-        signal.signal(signal.SIGTERM, previous)

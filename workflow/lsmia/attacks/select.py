@@ -23,23 +23,11 @@ from lsmia.io import atomic_path
 
 
 @torch.no_grad()
-def select_stage(
-    generator: Generator,
-    target: nn.Module,
-    optimise_out: dict,
-    *,
-    final_per_class: int,
-    transforms: int,
-    crop_scale: tuple[float, float],
-    crop_ratio: tuple[float, float],
-    crop_fraction: float,
-    input_size: int,
-    batch_size: int,
-    seed: int,
-    device: torch.device,
-    image_size: int | None = None,
-    precision: str = "fp32",
-) -> dict[str, torch.Tensor]:
+def select_stage(generator: Generator, target: nn.Module, optimise_out: dict, *,
+                 final_per_class: int, transforms: int, crop_scale: tuple[float, float],
+                 crop_ratio: tuple[float, float], crop_fraction: float, input_size: int,
+                 batch_size: int, seed: int, device: torch.device, image_size: int | None = None,
+                 precision: str = "fp32") -> dict[str, torch.Tensor]:
     """Score every optimised latent by the target's mean softmax for its class over ``transforms``
     random views, and keep the best ``final_per_class`` per class.
 
@@ -64,19 +52,13 @@ def select_stage(
     boxes = augment.crop_boxes(transforms, input_size, input_size, crop_scale, crop_ratio,
                                view_generator).to(device)
     flips = (torch.rand(transforms, generator=view_generator) < 0.5).tolist()
-
-    scores = []
-    for start in tqdm(range(0, len(flat_w), batch_size), desc="select", file=sys.stderr,
-                      mininterval=10):
-        w = flat_w[start : start + batch_size].to(device)
-        targets = flat_targets[start : start + batch_size, None].to(device)
-        view = target_view(generator.synthesise(w), crop_fraction, input_size)
-        total = torch.zeros(len(w), device=device)
-        for box, flip in zip(boxes, flips):
-            images = augment.crop_and_resize(view, box.expand(len(w), 4), input_size)
-            images = images.flip(-1) if flip else images
-            total += target_logits(target, images, precision).softmax(dim=1).gather(1, targets)[:, 0]
-        scores.append(total / transforms)
+    scores = [
+        _mean_view_confidence(generator, target, flat_w[start : start + batch_size].to(device),
+                              flat_targets[start : start + batch_size, None].to(device), boxes,
+                              flips, crop_fraction, input_size, precision)
+        for start in tqdm(range(0, len(flat_w), batch_size), desc="select", file=sys.stderr,
+                          mininterval=10)
+    ]
     confidence, indices = top_k_per_row(
         torch.cat(scores).cpu().reshape(num_classes, per_class), final_per_class, "select_stage"
     )
@@ -95,6 +77,19 @@ def select_stage(
         "indices": indices,
         "images": torch.cat(images).reshape(num_classes, final_per_class, *images[0].shape[1:]),
     }
+
+
+def _mean_view_confidence(generator, target, w, targets, boxes, flips, crop_fraction, input_size,
+                          precision) -> torch.Tensor:
+    """The target's softmax for ``targets`` (``B×1``) averaged over the views of ``w`` that the
+    crop ``boxes`` and ``flips`` make."""
+    view = target_view(generator.synthesise(w), crop_fraction, input_size)
+    total = torch.zeros(len(w), device=w.device)
+    for box, flip in zip(boxes, flips):
+        images = augment.crop_and_resize(view, box.expand(len(w), 4), input_size)
+        images = images.flip(-1) if flip else images
+        total += target_logits(target, images, precision).softmax(dim=1).gather(1, targets)[:, 0]
+    return total / len(boxes)
 
 
 def save_grid(images: torch.Tensor, classes, path: str | Path, max_classes: int = 10,

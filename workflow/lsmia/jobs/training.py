@@ -42,13 +42,7 @@ def train_job(
     train_set = PackedDataset(data_dir, split="train")
     test_set = PackedDataset(data_dir, split="test")
     input_size = arch_spec["input_size"]
-    arch_kwargs = dict(arch_spec.get("arch_kwargs") or {})
-    if recipe.get("init"):
-        model = import_checkpoint(recipe["init"], arch_spec["model"], train_set.num_classes,
-                                  input_size, arch_kwargs=arch_kwargs)
-    else:
-        model = build_model(arch_spec["model"], train_set.num_classes, recipe,
-                            pretrained=pretrained or None, arch_kwargs=arch_kwargs)
+    model = _starting_model(arch_spec, recipe, pretrained, train_set.num_classes)
     if recipe.get("init") and recipe["epochs"] == 0:
         log.info("imported %s as %s/%s/%s: 0 epochs, no training; measuring test accuracy",
                  recipe["init"], dataset, architecture, recipe_name)
@@ -58,11 +52,35 @@ def train_job(
                  train_set.num_classes)
     metrics = train(model, recipe, train_set, test_set, device=device, workdir=workdir,
                     log_csv=log_csv, input_size=input_size)
+    names = {"dataset": dataset, "architecture": architecture, "recipe": recipe_name}
+    record, meta = _record_and_meta(names, arch_spec, recipe, pretrained, metrics, train_set)
+    save_model(out_model, model, meta)
+    save_json(record, out_metrics)
+    clear_checkpoint(workdir)
+    log.info("test accuracy %.4f, ECE %.4f", metrics["test_accuracy"], metrics["test_ece"])
+    return record
+
+
+def _starting_model(arch_spec: dict, recipe: dict, pretrained, num_classes: int):
+    """The model before training: an imported external checkpoint (``recipe["init"]``), or
+    ``arch_spec``'s model built from ``pretrained`` weights (or at random)."""
+    arch_kwargs = dict(arch_spec.get("arch_kwargs") or {})
+    if recipe.get("init"):
+        return import_checkpoint(recipe["init"], arch_spec["model"], num_classes,
+                                 arch_spec["input_size"], arch_kwargs=arch_kwargs)
+    return build_model(arch_spec["model"], num_classes, recipe, pretrained=pretrained or None,
+                       arch_kwargs=arch_kwargs)
+
+
+def _record_and_meta(names: dict, arch_spec: dict, recipe: dict, pretrained, metrics: dict,
+                     train_set: PackedDataset) -> tuple[dict, dict]:
+    """The metrics file's record and the model file's metadata; ``names``: ``dataset``,
+    ``architecture`` and ``recipe``."""
     record = {
-        "dataset": dataset,
-        "architecture": architecture,
+        "dataset": names["dataset"],
+        "architecture": names["architecture"],
         "model": arch_spec["model"],
-        "recipe": recipe_name,
+        "recipe": names["recipe"],
         "alpha": float(recipe["alpha"]),
         "seed": int(recipe["seed"]),
         "test_accuracy": metrics["test_accuracy"],
@@ -80,21 +98,15 @@ def train_job(
     }
     meta = {
         "arch": arch_spec["model"],
-        "arch_kwargs": arch_kwargs,
+        "arch_kwargs": dict(arch_spec.get("arch_kwargs") or {}),
         "num_classes": train_set.num_classes,
-        "input_size": input_size,
+        "input_size": arch_spec["input_size"],
         "defence": recipe.get("defence"),
-        "dataset": dataset,
-        "architecture": architecture,
-        "recipe": recipe_name,
+        **names,
         "resolved_recipe": recipe,
         "identities": list(train_set.identities),
         "epoch": recipe["epochs"],
         "test_accuracy": metrics["test_accuracy"],
         "provenance": record["provenance"],
     }
-    save_model(out_model, model, meta)
-    save_json(record, out_metrics)
-    clear_checkpoint(workdir)
-    log.info("test accuracy %.4f, ECE %.4f", metrics["test_accuracy"], metrics["test_ece"])
-    return record
+    return record, meta

@@ -9,7 +9,7 @@ recipe, architecture or training set is ignored (with a warning) and training st
 
 SIGTERM (e.g. a cluster pre-empting the job) is caught: training stops at the next batch boundary,
 keeps the last epoch's checkpoint (work since then is redone on resume) and raises ``Preempted``,
-which scripts turn into exit code ``Preempted.exit_code`` (75, EX_TEMPFAIL). A non-finite loss
+which ``lsmia.jobkit`` turns into exit code 75 (EX_TEMPFAIL; see ``lsmia.resumable``). A non-finite loss
 raises ``FloatingPointError`` naming epoch and batch; the caller then writes no model.
 """
 
@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import hashlib
 import json
 import logging
 import math
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,8 +36,9 @@ from lsmia.config import recipe_without_runtime_settings
 from lsmia.data.augment import TrainAugment, eval_transform
 from lsmia.data.packed import PackedDataset, iterate_batches
 from lsmia.data.splits import limit_training_set
-from lsmia.io import atomic_path, torch_save
+from lsmia.io import atomic_path
 from lsmia.metrics.per_class import per_class_means
+from lsmia.resumable import Preempted, hash_tensor, load_state, save_state, sigterm_flag
 from lsmia.runtime import autocast, seed_everything
 
 from .calibration import expected_calibration_error
@@ -49,17 +49,10 @@ from .schedules import alpha_at
 log = logging.getLogger("lsmia.training")
 
 CHECKPOINT_FILE = "checkpoint.pt"
-CHECKPOINT_FORMAT = "lsmia-train-checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_HEADER = {"format": "lsmia-train-checkpoint", "version": 1}
 CSV_COLUMNS = ("epoch", "loss", "alpha_t", "lr", "train_acc", "test_acc", "seconds")
 ECE_BINS = 15
 STEP_OPTIONS = ("precision", "aux_loss_weight")  # recipe keys that ``training_step`` takes
-
-
-class Preempted(RuntimeError):
-    """Training stopped on SIGTERM; the last epoch checkpoint is on disk, rerun to resume."""
-
-    exit_code = 75  # EX_TEMPFAIL: try again
 
 
 def train(model: nn.Module, recipe: Mapping, train_set: PackedDataset,
@@ -80,7 +73,6 @@ def train(model: nn.Module, recipe: Mapping, train_set: PackedDataset,
     """
     recipe = check_recipe(recipe)
     device = torch.device(device)
-    workdir = Path(workdir)
     train_set = _limited(train_set, recipe["training_set_size"])
     generator = seed_everything(recipe["seed"])
     model.to(device)
@@ -88,23 +80,17 @@ def train(model: nn.Module, recipe: Mapping, train_set: PackedDataset,
         model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model.parameters(), recipe["optimizer"])
     scheduler = build_lr_scheduler(optimizer, recipe["lr_schedule"], recipe["epochs"])
+    checkpoint = (Path(workdir) / CHECKPOINT_FILE,
+                  _fingerprint(model, recipe, train_set, input_size))
+    state = (model, optimizer, scheduler, generator)
+    rows = _resume(*checkpoint, *state, device)
     augment = train_augment(recipe["augment"], input_size)
-    fingerprint = _fingerprint(model, recipe, train_set, input_size)
-    rows: list[dict] = []
-    checkpoint = _read_checkpoint(workdir / CHECKPOINT_FILE, fingerprint)
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        generator.set_state(checkpoint["generator"])
-        torch.set_rng_state(checkpoint["torch_rng"])
-        if device.type == "cuda" and checkpoint["cuda_rng"] is not None:
-            torch.cuda.set_rng_state(checkpoint["cuda_rng"], device)
-        rows = list(checkpoint["rows"])
-        log.info("resuming from %s after epoch %d", workdir / CHECKPOINT_FILE, len(rows) - 1)
     epochs, milestones = recipe["epochs"], lr_milestones(recipe)
+    evaluate_test = functools.partial(evaluate, model, device=device, input_size=input_size,
+                                      batch_size=recipe["eval_batch_size"],
+                                      precision=recipe["precision"])
     last_eval = None
-    with _sigterm_flag() as stop:
+    with sigterm_flag("stopping at the next batch boundary") as stop:
         for epoch in range(len(rows), epochs):
             started = time.perf_counter()
             alpha_t = alpha_at(recipe["alpha_schedule"], recipe["alpha"], epoch, epochs, milestones)
@@ -113,28 +99,29 @@ def train(model: nn.Module, recipe: Mapping, train_set: PackedDataset,
                                           recipe["batch_size"], device, epoch, epochs, stop,
                                           progress, {key: recipe[key] for key in STEP_OPTIONS})
             scheduler.step()
-            test_accuracy = None
-            if test_set is not None:
-                last_eval = evaluate(model, test_set, device=device, input_size=input_size,
-                                     batch_size=recipe["eval_batch_size"],
-                                     precision=recipe["precision"])
-                test_accuracy = _accuracy(*last_eval)
+            last_eval = evaluate_test(test_set) if test_set is not None else None
             rows.append({"epoch": epoch, "loss": loss, "alpha_t": alpha_t, "lr": lr,
-                         "train_acc": accuracy, "test_acc": test_accuracy,
+                         "train_acc": accuracy,
+                         "test_acc": None if last_eval is None else _accuracy(*last_eval),
                          "seconds": round(time.perf_counter() - started, 3)})
-            _save_checkpoint(workdir / CHECKPOINT_FILE, fingerprint, model, optimizer, scheduler,
-                             generator, rows, device)
+            _save_checkpoint(*checkpoint, *state, rows, device)
             write_log(log_csv, rows)
             log.info("epoch %d/%d: loss %.4f, alpha_t %.4g, lr %.3g, train acc %.4f, test acc %s",
-                     epoch + 1, epochs, loss, alpha_t, lr, accuracy, test_accuracy)
+                     epoch + 1, epochs, loss, alpha_t, lr, accuracy, rows[-1]["test_acc"])
             if stop.is_set():
                 raise Preempted(f"SIGTERM: stopped after epoch {epoch}; checkpoint in {workdir}")
     write_log(log_csv, rows)
     if test_set is not None and last_eval is None:
-        last_eval = evaluate(model, test_set, device=device, input_size=input_size,
-                             batch_size=recipe["eval_batch_size"], precision=recipe["precision"])
-    metrics = {"test_accuracy": None, "test_ece": None, "train_images": len(train_set),
-               "test_images": len(test_set) if test_set is not None else 0, "epochs": epochs,
+        last_eval = evaluate_test(test_set)
+    return _final_metrics(rows, last_eval, len(train_set),
+                          len(test_set) if test_set is not None else 0, epochs)
+
+
+def _final_metrics(rows: list[dict], last_eval, train_images: int, test_images: int,
+                   epochs: int) -> dict:
+    """``train``'s return value from the epoch rows and the last test evaluation (or ``None``)."""
+    metrics = {"test_accuracy": None, "test_ece": None, "train_images": train_images,
+               "test_images": test_images, "epochs": epochs,
                "train_loss": rows[-1]["loss"] if rows else None,
                "train_accuracy": rows[-1]["train_acc"] if rows else None}
     if last_eval is not None:
@@ -262,36 +249,35 @@ def _fingerprint(model: nn.Module, recipe: dict, train_set: PackedDataset, input
     digest.update(type(model).__name__.encode())
     for name, tensor in model.state_dict().items():
         digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
-        values = tensor.detach().to("cpu", memory_format=torch.contiguous_format).reshape(-1)
-        digest.update(values.view(torch.uint8).numpy().tobytes())
+        hash_tensor(digest, tensor)
     digest.update(json.dumps(train_set.manifest["sha256"], sort_keys=True).encode())
     digest.update(train_set.rows.tobytes())
     digest.update(str(input_size).encode())
     return digest.hexdigest()
 
 
-def _read_checkpoint(path: Path, fingerprint: str) -> dict | None:
-    if not path.is_file():
-        return None
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path}: cannot read the training checkpoint ({err}); delete it to "
-                         "start this training over") from err
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not an lsmia training checkpoint; delete it to start over")
-    if checkpoint.get("version") != CHECKPOINT_VERSION or checkpoint["fingerprint"] != fingerprint:
-        log.warning("%s was made for another recipe, model or training set; starting over", path)
-        return None
-    return checkpoint
+def _resume(path: Path, fingerprint: str, model, optimizer, scheduler, generator,
+            device: torch.device) -> list[dict]:
+    """Load the checkpoint made for ``fingerprint`` into the training objects and the RNGs; the
+    per-epoch rows it holds (none without such a checkpoint)."""
+    checkpoint = load_state(path, fingerprint, what="training checkpoint", header=CHECKPOINT_HEADER)
+    if checkpoint is None:
+        return []
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scheduler.load_state_dict(checkpoint["scheduler"])
+    generator.set_state(checkpoint["generator"])
+    torch.set_rng_state(checkpoint["torch_rng"])
+    if device.type == "cuda" and checkpoint["cuda_rng"] is not None:
+        torch.cuda.set_rng_state(checkpoint["cuda_rng"], device)
+    rows = list(checkpoint["rows"])
+    log.info("resuming from %s after epoch %d", path, len(rows) - 1)
+    return rows
 
 
 def _save_checkpoint(path: Path, fingerprint: str, model, optimizer, scheduler, generator, rows,
                      device: torch.device) -> None:
-    torch_save({
-        "format": CHECKPOINT_FORMAT,
-        "version": CHECKPOINT_VERSION,
-        "fingerprint": fingerprint,
+    save_state(path, fingerprint, {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
@@ -299,7 +285,7 @@ def _save_checkpoint(path: Path, fingerprint: str, model, optimizer, scheduler, 
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
         "rows": rows,
-    }, path)
+    }, header=CHECKPOINT_HEADER)
 
 
 def write_log(path: str | os.PathLike, rows: list[dict]) -> None:
@@ -313,22 +299,3 @@ def write_log(path: str | os.PathLike, rows: list[dict]) -> None:
 def clear_checkpoint(workdir: str | os.PathLike) -> None:
     """Remove the training checkpoint once the final model is saved."""
     (Path(workdir) / CHECKPOINT_FILE).unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def _sigterm_flag():
-    """An event set by SIGTERM while the block runs (main thread only; elsewhere never set)."""
-    stop = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-
-    def on_sigterm(signum, frame):
-        log.warning("SIGTERM received: stopping at the next batch boundary")
-        stop.set()
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        yield stop
-    finally:
-        signal.signal(signal.SIGTERM, previous)
