@@ -39,7 +39,7 @@ def logged(snakemake) -> Iterator[logging.Logger]:
                 if gpu_rule:  # torch only here: table and figure jobs never load it
                     from lsmia.cuda_check import require_cuda_if_asked
 
-                    require_cuda_if_asked(snakemake.config.get("device"), gpu_rule)
+                    require_cuda_if_asked(snakemake.config["device"], gpu_rule)
                 yield logger
             except Preempted as err:
                 logger.warning("preempted: %s; checkpoint written, exiting %d", err, PREEMPTED_EXIT)

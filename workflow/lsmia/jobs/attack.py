@@ -100,7 +100,7 @@ def sample_job(*, target, attack: dict, out, device: str, data_dir=None) -> None
         check_target_fits_data(target, meta, data_dir)
     settings = attack["sample"]
     result = sample_stage(
-        generator, model, attacked_classes(attack.get("classes", "all"), meta["num_classes"]),
+        generator, model, attacked_classes(attack["classes"], meta["num_classes"]),
         search_space_size=settings["search_space_size"],
         candidates_per_class=settings["candidates_per_class"], psi=settings["psi"],
         cutoff=settings["cutoff"], crop_fraction=settings["crop_fraction"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from lsmia.config import entry_with_defaults
 from lsmia.data.packed import PackedDataset
 from lsmia.io import save_json
 from lsmia.models import import_checkpoint, save_model
@@ -64,7 +65,7 @@ def train_job(
 def _starting_model(arch_spec: dict, recipe: dict, pretrained, num_classes: int):
     """The model before training: an imported external checkpoint (``recipe["init"]``), or
     ``arch_spec``'s model built from ``pretrained`` weights (or at random)."""
-    arch_kwargs = dict(arch_spec.get("arch_kwargs") or {})
+    arch_kwargs = dict(entry_with_defaults("architecture", arch_spec)["arch_kwargs"])
     if recipe.get("init"):
         return import_checkpoint(recipe["init"], arch_spec["model"], num_classes,
                                  arch_spec["input_size"], arch_kwargs=arch_kwargs)
@@ -98,7 +99,7 @@ def _record_and_meta(names: dict, arch_spec: dict, recipe: dict, pretrained, met
     }
     meta = {
         "arch": arch_spec["model"],
-        "arch_kwargs": dict(arch_spec.get("arch_kwargs") or {}),
+        "arch_kwargs": dict(entry_with_defaults("architecture", arch_spec)["arch_kwargs"]),
         "num_classes": train_set.num_classes,
         "input_size": arch_spec["input_size"],
         "defence": recipe.get("defence"),

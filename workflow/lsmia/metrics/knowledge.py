@@ -43,6 +43,7 @@ def knowledge_extraction_score(
     ``real_test_images``, ``student`` (architecture name), ``epochs`` and ``per_class``
     (``classes`` and ξ_train, ξ_test of each class, ``per_class.per_class_means``).
     """
+    from lsmia.config import entry_with_defaults
     from lsmia.training.recipe import build_model
     from lsmia.training.trainer import clear_checkpoint, train
 
@@ -53,7 +54,7 @@ def knowledge_extraction_score(
     attack_set = PackedDataset(_write_attack_set(workdir / ATTACK_SET, images, labels, classes,
                                                  real_train_set.identities, student_index))
     model = build_model(arch["model"], len(classes), recipe, pretrained=pretrained,
-                        arch_kwargs=arch.get("arch_kwargs"))
+                        arch_kwargs=entry_with_defaults("architecture", arch)["arch_kwargs"])
     train(model, recipe, attack_set, None, device=device, workdir=workdir,
           log_csv=log_csv or workdir / "log.csv", input_size=arch["input_size"])
     scores, per_class = {}, {}
