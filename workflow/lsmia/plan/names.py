@@ -73,5 +73,5 @@ def run_name_pattern(recipes: Iterable[str]) -> str:
 
 def stage_swaps(baseline: str, other: str) -> list[tuple[str, str, str]]:
     """The attacks on ``baseline`` with one stage's model swapped for ``other``, in the order
-    sample, optimise, select (each a (sample, optimise, select) triple of run names)."""
+    sample, optimise, select: (sample, optimise, select) triples of runs (names or records)."""
     return [tuple(other if i == j else baseline for j in range(3)) for i in range(3)]
