@@ -4,7 +4,8 @@ are artefacts.json, and its rows pointed at the fixture files instead of results
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+import shutil
+from dataclasses import fields, replace
 from pathlib import Path
 
 from lsmia.plan.runs import Plan, RowFiles, build_plan
@@ -14,10 +15,27 @@ SPEC = json.loads((FIXTURES / "artefacts.json").read_text())
 RECIPES = ("hard", "ls0.05", "ls0.1", "ls0.2", "nls0.01", "nls0.05", "mid0.01", "bido-0.1-1")
 
 
+def fixture_config(artefacts=None, seeds=(42,)) -> dict:
+    """What the plan reads of a config, for the fixtures' recipes and ``artefacts``."""
+    return {"experiment": "fixture", "seeds": list(seeds), "training": {},
+            "recipes": {name: {} for name in RECIPES}, "artefacts": artefacts or SPEC}
+
+
 def fixture_plan(artefacts=None, seeds=(42,)) -> Plan:
-    config = {"experiment": "fixture", "seeds": list(seeds), "training": {},
-              "recipes": {name: {} for name in RECIPES}, "artefacts": artefacts or SPEC}
-    return build_plan(config)
+    return build_plan(fixture_config(artefacts, seeds))
+
+
+def install_fixtures(directory: Path) -> None:
+    """Copy the fixture files to where the plan of ``fixture_config()`` expects them under
+    ``directory`` (the jobs read the plan's paths)."""
+    plan = fixture_plan()
+    rows = [*plan.claim_rows(), *(r for a in plan.artefacts.values() for r in a.rows())]
+    for planned, fixture in zip(rows, on_fixtures(rows)):
+        for field in fields(RowFiles)[1:]:
+            source, target = getattr(fixture, field.name), getattr(planned, field.name)
+            if source is not None:
+                (directory / target).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(source, directory / target)
 
 
 def fixture_file(kind: str, attack) -> Path:

@@ -196,6 +196,10 @@ def over_seeds(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per attack of ``rows`` (its seed replicates averaged): every metric's mean over
     seeds, its standard deviation (``<key>_std``, missing for a single seed) and ``n_seeds``."""
     keys = [k for k in KEY_COLUMNS if k != "seed"]
+    # each attack's replicates together, by seed (float sums then do not depend on the row order)
+    group = rows.groupby(keys, sort=False).ngroup()
+    rows = rows.assign(_group=group).sort_values(["_group", "seed"], kind="stable")
+    rows = rows.drop(columns="_group")
     metrics = [k for k in METRICS if k in rows.columns]
     numbers = rows[metrics].apply(pd.to_numeric, errors="coerce")
     groups = numbers.groupby([rows[k] for k in keys], sort=False)
