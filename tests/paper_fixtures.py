@@ -8,7 +8,8 @@ import shutil
 from dataclasses import fields, replace
 from pathlib import Path
 
-from lsmia.plan.runs import Plan, RowFiles, build_plan
+from lsmia.plan.experiment import Plan, build_plan
+from lsmia.plan.runs import RowFiles
 
 FIXTURES = Path(__file__).parent / "fixtures" / "paper"
 SPEC = json.loads((FIXTURES / "artefacts.json").read_text())

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lsmia.config import load_config, resolve_recipe
-from lsmia.plan.artefacts import artefact_kind, registered_artefacts
+from lsmia.plan.artefacts import artefact_kind, load_function, registered_artefacts
 from lsmia.plan.names import (
     RunName,
     RunNameError,
@@ -19,7 +19,7 @@ from lsmia.plan.names import (
     run_name_pattern,
     stage_swaps,
 )
-from lsmia.plan.runs import build_plan, load_function
+from lsmia.plan.experiment import build_plan
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = ("hard", "ls0.1", "bido-0.1-1", "nls0.05")

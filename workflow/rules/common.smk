@@ -26,7 +26,7 @@ from lsmia.config import (
     without_runtime_settings,
 )
 from lsmia.plan.names import run_name_pattern
-from lsmia.plan.runs import build_plan
+from lsmia.plan.experiment import build_plan
 
 try:
     _validated = validate_config(

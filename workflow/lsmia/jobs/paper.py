@@ -16,7 +16,8 @@ from lsmia.io import load_json
 from lsmia.paper import figures
 from lsmia.paper.claims import evaluate_claims, write_claims
 from lsmia.paper.collect import collect_rows
-from lsmia.plan.runs import build_plan, load_function
+from lsmia.plan.artefacts import load_function
+from lsmia.plan.experiment import build_plan
 
 
 def table_artefact(name: str, config: dict, table_stem: Path, figure_stem: Path | None = None):

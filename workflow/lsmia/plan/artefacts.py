@@ -8,6 +8,7 @@ A new artefact is one selector function here, registered with ``@register_artefa
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -61,6 +62,12 @@ def artefact_kind(name: str) -> ArtefactKind:
 
 def registered_artefacts() -> list[str]:
     return list(_REGISTRY)
+
+
+def load_function(reference: str) -> Callable:
+    """The function named ``"package.module:function"`` (imported only when needed)."""
+    module, _, name = reference.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def table_files(stem: str) -> dict[str, str]:

@@ -1,19 +1,14 @@
-"""The experiment plan: what is trained, attacked and measured, and what each artefact shows.
-
-``build_plan(config)`` takes the validated config (``lsmia.config.validate_config``) and returns a
-``Plan`` of frozen records. Rules take their targets and input files from it, the paper jobs their
-rows; nothing else builds or reads run names or stage-swap combinations.
-"""
+"""The plan's records: runs (what is trained), attacks (the run each stage uses), the files of a
+row, and ``RunMaker``, which makes them for an artefact's selector (``lsmia.plan.artefacts``)."""
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from lsmia.config import resolve_recipe
 from lsmia.plan.layout import Layout
-from lsmia.plan.names import STAGES, parse_run_name, replicate_name, run_name, stage_swaps
+from lsmia.plan.names import parse_run_name, replicate_name, run_name, stage_swaps
 
 
 @dataclass(frozen=True)
@@ -74,40 +69,6 @@ class RowFiles:
     knowledge: str | None = None
 
 
-def load_function(reference: str) -> Callable:
-    """The function named ``"package.module:function"`` (imported only when needed)."""
-    module, _, name = reference.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-@dataclass(frozen=True, eq=False)
-class Artefact:
-    """One configured artefact: its registry entry, config entry, rows and files."""
-
-    kind: object  # lsmia.plan.artefacts.ArtefactKind
-    spec: Mapping
-    attacks: tuple[Attack, ...]
-    layout: Layout
-
-    @property
-    def name(self) -> str:
-        return self.kind.name
-
-    @property
-    def outputs(self) -> dict[str, str]:
-        """Output key → file (the rule's outputs)."""
-        return {key: f"{self.layout.paper}/{file}" for key, file in self.kind.outputs.items()}
-
-    @property
-    def targets(self) -> tuple[Run, ...]:
-        """The target runs of its attacks (one per attack all of whose stages use it)."""
-        return tuple(dict.fromkeys(a.target for a in self.attacks if a.target))
-
-    def rows(self) -> tuple[RowFiles, ...]:
-        """Per attack: its metrics, its target's metrics and (where measured) its knowledge file."""
-        return tuple(row_files(a, self.layout, self.kind.knowledge) for a in self.attacks)
-
-
 def row_files(attack: Attack, layout: Layout, knowledge: bool) -> RowFiles:
     names = [run.name for run in attack.stages]
     target = attack.target
@@ -118,40 +79,6 @@ def row_files(attack: Attack, layout: Layout, knowledge: bool) -> RowFiles:
         layout.target_metrics(*where, target.name) if target else None,
         layout.knowledge(*where, target.name) if target and knowledge else None,
     )
-
-
-@dataclass(frozen=True, eq=False)
-class Plan:
-    """The experiment: runs (trained), attacks, knowledge (attacks measured with ξ), artefacts."""
-
-    seeds: tuple[int, ...]
-    recipes: tuple[str, ...]
-    layout: Layout
-    runs: tuple[Run, ...]
-    attacks: tuple[Attack, ...]
-    knowledge: tuple[Attack, ...]
-    artefacts: Mapping[str, Artefact]
-
-    def artefact(self, name: str) -> Artefact:
-        if name not in self.artefacts:
-            raise KeyError(f"artefact {name!r} is not in this config's 'artefacts' (configured: "
-                           f"{sorted(self.artefacts)})")
-        return self.artefacts[name]
-
-    def replicate_seed(self, run: str) -> int:
-        """The seed of run name ``run``: its ``-s<seed>``, else the first of ``seeds``."""
-        seed = parse_run_name(run, self.recipes).seed
-        return self.seeds[0] if seed is None else seed
-
-    def claim_rows(self) -> tuple[RowFiles, ...]:
-        """The rows of every artefact the claims read, once each (ξ where an artefact measures it)."""
-        rows: dict[Attack, RowFiles] = {}
-        for artefact in self.artefacts.values():
-            if artefact.kind.claims:
-                for row in artefact.rows():
-                    if row.attack not in rows or row.knowledge:
-                        rows[row.attack] = row
-        return tuple(rows.values())
 
 
 class RunMaker:
@@ -189,26 +116,3 @@ class RunMaker:
                 attacks += [Attack(*swap) for swap in stage_swaps(base, other)]
                 attacks.append(Attack(other, other, other))
         return list(dict.fromkeys(attacks))
-
-
-def build_plan(config: Mapping) -> Plan:
-    """The plan of a validated config (reads experiment, seeds, recipes, training, artefacts)."""
-    from lsmia.plan.artefacts import artefact_kind
-
-    layout = Layout(f"results/{config['experiment']}")
-    artefacts = {}
-    for name, spec in config["artefacts"].items():
-        kind = artefact_kind(name)
-        count = 1 if kind.single_seed else spec.get("seeds", len(config["seeds"]))
-        maker = RunMaker(config, config["seeds"][:count])
-        artefacts[name] = Artefact(kind, spec, tuple(kind.select(spec, maker)), layout)
-    attacks = tuple(dict.fromkeys(a for art in artefacts.values() for a in art.attacks))
-    knowledge = tuple(dict.fromkeys(a for art in artefacts.values() if art.kind.knowledge
-                                    for a in art.attacks))
-    runs = tuple(dict.fromkeys(run for attack in attacks for run in attack.stages))
-    return Plan(tuple(config["seeds"]), tuple(config["recipes"]), layout, runs, attacks,
-                knowledge, artefacts)
-
-
-__all__ = ["STAGES", "Artefact", "Attack", "Plan", "RowFiles", "Run", "RunMaker", "build_plan",
-           "load_function", "row_files"]
