@@ -11,13 +11,10 @@ from lsmia.config import (
     ConfigError,
     attack_settings,
     entry_with_defaults,
-    attack_settings_for,
     load_config,
     recipe_with_runtime_settings,
     recipe_without_runtime_settings,
-    replicate_name,
     resolve_recipe,
-    split_replicate,
     typed_command_line_config,
     validate_config,
     with_runtime_settings,
@@ -206,14 +203,9 @@ def test_limited_data_recipes_are_derived(paper):
 
 def test_seed_replicates_are_derived(paper):
     config = validate_config(_edit(paper, "seeds", [42, 7]))
-    assert split_replicate("ls0.1-n2500-s7") == ("ls0.1-n2500", 7)
-    assert split_replicate("ls0.1") == ("ls0.1", None)
-    assert [replicate_name(config, "hard", s) for s in config["seeds"]] == ["hard", "hard-s7"]
     replicate = resolve_recipe(config, "ls0.1-n2500-s7")
     assert replicate == {**resolve_recipe(config, "ls0.1-n2500"), "seed": 7}
     assert resolve_recipe(config, "ls0.1")["seed"] == 42
-    assert attack_settings_for(config, "facescrub", "ls0.1-s7")["seed"] == 7
-    assert attack_settings_for(config, "facescrub", "ls0.1-n2500")["seed"] == 42
     with pytest.raises(ConfigError, match="unknown recipe 'ls0.3'"):
         resolve_recipe(config, "ls0.3-s7")
 

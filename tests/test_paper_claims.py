@@ -1,19 +1,16 @@
 """lsmia.paper.claims on constructed per-class numbers: claims that hold, that are reversed, that
 are inconclusive, and that cannot be evaluated."""
 
-import json
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from paper_fixtures import SPEC, fixture_plan, on_fixtures
 
 from lsmia.paper.claims import CLAIM_COLUMNS, evaluate_claims, write_claims
 from lsmia.paper.collect import collect_rows
 
-FIXTURES = Path(__file__).parent / "fixtures" / "paper"
-SPEC = json.loads((FIXTURES / "artefacts.json").read_text())
 CLASSES = range(12)
 PER_CLASS_KEYS = ("acc1", "delta_face", "delta_eval", "xi_train", "xi_test", "test_accuracy")
 #: Mean cosine of consecutive attack gradients per recipe (not in the JSON fixtures).
@@ -31,9 +28,7 @@ def per_class(value, seed, name, noise=0.01):
 @pytest.fixture
 def rows():
     """The fixture's rows, replicated for three seeds, with per-class values."""
-    base = collect_rows(
-        *(sorted(FIXTURES.glob(f"{k}_*.json")) for k in ("model", "attack", "knowledge"))
-    )
+    base = collect_rows(on_fixtures(fixture_plan().claim_rows()))
     replicates = []
     for seed in (42, 43, 44):
         frame = base.copy()

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from lsmia.paper.figures import alpha_label, pareto_front, project_to_template_plane
+from lsmia.paper.figures import alpha_label, project_to_template_plane
+from lsmia.paper.pareto import pareto_front
 
 
 def test_pareto_front_hand_case():

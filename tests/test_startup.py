@@ -39,26 +39,24 @@ def loaded_after(code: str, cwd=None) -> list[str]:
 
 def test_table_claims_and_gradient_jobs_run_without_torch(tmp_path):
     code = f"""
-import json
+import sys
 from pathlib import Path
+sys.path.insert(0, {str(REPO / "tests")!r})
+from paper_fixtures import fixture_config, install_fixtures
 from lsmia.jobkit import logged, use_threads
 from lsmia.jobs.paper import claims_artefact, gradient_artefact, table_artefact
 fixtures, out = Path({str(FIXTURES)!r}), Path({str(tmp_path)!r})
-spec = json.loads((fixtures / "artefacts.json").read_text())
-files = lambda kind: sorted(fixtures.glob(kind + "_*.json"))
-class Inputs(dict):
-    __getattr__ = dict.__getitem__
+install_fixtures(out)
+config = fixture_config()
 recipes = ["hard", "ls0.1", "nls0.05"]
-inputs = Inputs(models=files("model"), attacks=files("attack"), knowledge=files("knowledge"),
-                gradients=[fixtures / f"gradients_{{r}}.csv" for r in recipes])
 use_threads(1)
-table_artefact("main_table", spec["main_table"], inputs, out / "main_table")
-table_artefact("alpha_sweep", spec["alpha_sweep"], inputs, out / "alpha", out / "alpha_fig")
-claims_artefact(spec, inputs, out / "claims.md", out / "claims.csv")
+table_artefact("main_table", config, out / "main_table")
+table_artefact("alpha_sweep", config, out / "alpha", out / "alpha_fig")
+claims_artefact(config, out / "claims.md", out / "claims.csv")
 models = [fixtures / f"model_resnet152_{{r}}.json" for r in recipes]
-gradient_artefact(models, inputs.gradients, out / "gradients")
+gradient_artefact(models, [fixtures / f"gradients_{{r}}.csv" for r in recipes], out / "gradients")
 """
-    assert loaded_after(code) == []
+    assert loaded_after(code, cwd=tmp_path) == []
     for name in ("main_table.csv", "alpha_fig.png", "claims.md", "gradients.png"):
         assert (tmp_path / name).stat().st_size > 0, name
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
@@ -12,10 +11,9 @@ import yaml
 from jsonschema import Draft202012Validator, validators
 
 from lsmia.model_names import LSMIA_ARCHITECTURES, is_known_model
+from lsmia.plan.names import RunNameError, looks_derived, parse_run_name
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
-_DERIVED_RECIPE = re.compile(r"^(?P<base>.+)-n(?P<size>[0-9]+)$")
-_REPLICATE = re.compile(r"^(?P<base>.+)-s(?P<seed>[0-9]+)$")
 _SOURCE_KEYS = {
     "synthetic": ("identities", "public_identities", "images_per_identity"),
     "facescrub": ("raw_dir",),
@@ -72,53 +70,23 @@ def entry_with_defaults(kind: str, entry: dict) -> dict:
     return filled
 
 
-def split_replicate(name: str) -> tuple[str, int | None]:
-    """``"hard-n100-s43"`` → ``("hard-n100", 43)``; a name without ``-s<seed>`` → ``(name, None)``
-    (the replicate of the first of ``seeds``)."""
-    match = _REPLICATE.match(name)
-    return (match["base"], int(match["seed"])) if match else (name, None)
-
-
-def replicate_name(config: dict, recipe: str, seed: int) -> str:
-    """The run of ``recipe`` with replicate seed ``seed``: the plain name for the first of
-    ``seeds``, ``<recipe>-s<seed>`` for the others."""
-    return recipe if seed == config["seeds"][0] else f"{recipe}-s{seed}"
-
-
 def resolve_recipe(config: dict, name: str) -> dict:
-    """The full training recipe: ``training`` defaults overridden by the recipe.
+    """The full training recipe of run ``name``: ``training`` defaults overridden by the recipe.
 
     ``<base>-n<N>`` is ``<base>`` trained on the first N images of the seeded training permutation;
-    ``<base>-s<seed>`` is ``<base>`` trained with that seed (a replicate of ``seeds``).
+    ``<base>-s<seed>`` is ``<base>`` trained with that seed (a replicate of ``seeds``); the names
+    are read by ``lsmia.plan.names``.
     """
-    recipes = config["recipes"]
-    base, seed = split_replicate(name)
-    if seed is not None and name not in recipes:
-        recipe = resolve_recipe(config, base)
-        recipe["seed"] = seed
-        return recipe
-    if name in recipes:
-        return deep_merge(config["training"], recipes[name])
-    match = _DERIVED_RECIPE.match(name)
-    if match and match["base"] in recipes:
-        recipe = resolve_recipe(config, match["base"])
-        recipe["training_set_size"] = int(match["size"])
-        return recipe
-    raise ConfigError(
-        f"unknown recipe {name!r}: expected one of {sorted(recipes)}, '<recipe>-n<N>' for a limited "
-        "training set or '<recipe>[-n<N>]-s<seed>' for another seed"
-    )
-
-
-def replicate_seed(config: dict, run: str) -> int:
-    """The seed of a run: that of ``<recipe>-s<seed>``, else the first of ``seeds``."""
-    seed = split_replicate(run)[1]
-    return config["seeds"][0] if seed is None else seed
-
-
-def attack_settings_for(config: dict, dataset: str, run: str) -> dict:
-    """``attack_settings`` of the attack on ``run``, seeded with its replicate seed."""
-    return {**attack_settings(config, dataset), "seed": replicate_seed(config, run)}
+    try:
+        run = parse_run_name(name, config["recipes"])
+    except RunNameError as err:
+        raise ConfigError(str(err)) from None
+    recipe = deep_merge(config["training"], config["recipes"][run.recipe])
+    if run.size is not None:
+        recipe["training_set_size"] = run.size
+    if run.seed is not None:
+        recipe["seed"] = run.seed
+    return recipe
 
 
 def attack_settings(config: dict, dataset: str) -> dict:
@@ -427,7 +395,7 @@ def _seed_problems(config: dict) -> list[str]:
         f"config key 'recipes.{name}': a recipe name must not end in '-n<N>' or '-s<seed>' "
         "(those suffixes name a limited training set and a seed replicate)"
         for name in config["recipes"]
-        if _DERIVED_RECIPE.match(name) or _REPLICATE.match(name)
+        if looks_derived(name)
     ]
     seeds = config.get("seeds")  # not yet defaulted: only a given list must start with the seeds
     for key, seed in (("training.seed", config["training"]["seed"]),

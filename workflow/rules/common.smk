@@ -16,18 +16,17 @@ from lsmia.cluster import job_threads, max_runtime, wall_time
 from lsmia.config import (
     ConfigError,
     attack_settings,
-    attack_settings_for,
     deep_merge,
     identity_problems,
     known_identities,
     recipe_without_runtime_settings,
-    replicate_name,
-    replicate_seed,
     resolve_recipe,
     typed_command_line_config,
     validate_config,
     without_runtime_settings,
 )
+from lsmia.plan.names import run_name_pattern
+from lsmia.plan.experiment import build_plan
 
 try:
     _validated = validate_config(
@@ -37,9 +36,10 @@ except ConfigError as err:
     raise WorkflowError(str(err)) from None
 config.clear()
 config.update(_validated)
+PLAN = build_plan(config)  # what is trained, attacked, measured and shown (lsmia.plan)
 
 EXP = config["experiment"]
-RES = f"results/{EXP}"
+RES = PLAN.layout.root  # results/<experiment>
 LOGS = f"logs/{EXP}"
 BENCH = f"{RES}/benchmarks"
 DATASETS = config["datasets"]
@@ -50,7 +50,7 @@ def _alternatives(names):
     return "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
 
 
-_RECIPE_RE = f"(?:{_alternatives(config['recipes'])})(?:-n[0-9]+)?(?:-s[0-9]+)?"
+_RECIPE_RE = run_name_pattern(config["recipes"])
 
 
 wildcard_constraints:
@@ -110,12 +110,10 @@ def manifest(dataset, part="private"):
     return f"{RES}/data/{dataset}/{part}/manifest.json"
 
 
-def target_model(dataset, arch, recipe):
-    return f"{RES}/models/{dataset}/{arch}/{recipe}/model.pt"
-
-
-def target_metrics(dataset, arch, recipe):
-    return f"{RES}/models/{dataset}/{arch}/{recipe}/metrics.json"
+# Paths of runs and attacks (run arguments are run names): the plan's layout.
+target_model = PLAN.layout.target_model
+target_metrics = PLAN.layout.target_metrics
+attack_dir = PLAN.layout.attack_dir
 
 
 def evaluation_model(dataset):
@@ -126,24 +124,6 @@ def public_model(arch):
     """An architecture pre-trained on the public synthetic identities (the demo's 'ImageNet')."""
     dataset = next(n for n, d in DATASETS.items() if d["source"] == "synthetic")
     return f"{RES}/models/{dataset}/public/{arch}/model.pt"
-
-
-def attack_dir(dataset, arch, rs, ro=None, rsel=None):
-    parts = [f"{RES}/attacks/{dataset}/{arch}", rs] + [r for r in (ro, rsel) if r]
-    return "/".join(parts)
-
-
-def attack_metrics_file(dataset, arch, recipe, ro=None, rsel=None):
-    """metrics.json of an attack; one recipe means all three stages use that model."""
-    return f"{attack_dir(dataset, arch, recipe, ro or recipe, rsel or recipe)}/metrics.json"
-
-
-def knowledge_file(dataset, arch, recipe):
-    return f"{attack_dir(dataset, arch, recipe, recipe, recipe)}/knowledge.json"
-
-
-def gradient_log(dataset, arch, recipe):
-    return f"{attack_dir(dataset, arch, recipe, recipe)}/gradients.csv"
 
 
 def weights_file(key):
@@ -174,16 +154,17 @@ def recipe_rule_params(recipe):
 
 
 def attack_params(dataset, run):
-    """The attack settings of one run that change results: its replicate seed (`<recipe>-s<seed>`,
-    else `seeds[0]`); the rest reach the job through the config."""
-    return without_runtime_settings(attack_settings_for(config, dataset, run))
+    """The attack settings of one run that change results, seeded with the run's replicate seed;
+    the rest reach the job through the config."""
+    settings = {**attack_settings(config, dataset), "seed": PLAN.replicate_seed(run)}
+    return without_runtime_settings(settings)
 
 
 def knowledge_recipe(run):
     """The student's recipe, seeded with the replicate seed of the attack it learns from."""
     return {
         **recipe_rule_params(config["metrics"]["knowledge"]["recipe"]),
-        "seed": replicate_seed(config, run),
+        "seed": PLAN.replicate_seed(run),
     }
 
 

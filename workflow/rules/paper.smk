@@ -8,9 +8,7 @@
 rule toy_example:
     """2-D toy: label smoothing and an input-space attack (exactly the paper's code)."""
     output:
-        figure=_report("toy_example", "png", "Toy example"),
-        pdf=f"{PAPER}/toy_example.pdf",
-        csv=f"{PAPER}/toy_example.csv",
+        **artefact_outputs("toy_example", "Toy example"),
     log:
         f"{LOGS}/paper/toy_example.log",
     benchmark:
@@ -23,39 +21,9 @@ rule toy_example:
         "../scripts/paper_toy_example.py"
 
 
-for _name in ("main_table", "stage_ablation", "architectures"):
-    if _name not in ART:
+for _name, _artefact in PLAN.artefacts.items():
+    if _artefact.kind.script != "paper_table.py":
         continue
-
-    rule:
-        name:
-            _name
-        input:
-            **metrics_inputs(_name, with_knowledge=_name == "main_table"),
-        output:
-            table=_report(_name, "html", "Tables"),
-            md=f"{PAPER}/{_name}.md",
-            csv=f"{PAPER}/{_name}.csv",
-            tex=f"{PAPER}/{_name}.tex",
-        log:
-            f"{LOGS}/paper/{_name}.log",
-        benchmark:
-            f"{BENCH}/paper/{_name}.tsv"
-        localrule: True
-        conda:
-            "../../envs/lsmia.yaml"
-        params:
-            artefact=_name,
-            spec=ART[_name],
-        script:
-            "../scripts/paper_table.py"
-
-
-for _name in ("training_size", "alpha_sweep", "defence_comparison"):
-    if _name not in ART:
-        continue
-    _figure = "defence_comparison_plot" if _name == "defence_comparison" else _name
-    _table = "defence_comparison" if _name == "defence_comparison" else f"{_name}_table"
 
     rule:
         name:
@@ -63,13 +31,7 @@ for _name in ("training_size", "alpha_sweep", "defence_comparison"):
         input:
             **metrics_inputs(_name),
         output:
-            figure=_report(_figure, "png", "Figures", _name),
-            pdf=f"{PAPER}/{_figure}.pdf",
-            figure_csv=f"{PAPER}/{_figure}.csv",
-            table=_report(_table, "html", "Tables", _name),
-            md=f"{PAPER}/{_table}.md",
-            csv=f"{PAPER}/{_table}.csv",
-            tex=f"{PAPER}/{_table}.tex",
+            **artefact_outputs(_name, None),
         log:
             f"{LOGS}/paper/{_name}.log",
         benchmark:
@@ -89,12 +51,10 @@ if "embeddings" in ART:
     rule embeddings:
         """Penultimate activations of three classes on the plane of their weight templates."""
         input:
-            models=[target_model(*t) for t in _triples("embeddings")],
+            models=[target_model(*t) for t in target_runs("embeddings")],
             data=packed(ART["embeddings"]["dataset"]),
         output:
-            figure=_report("embeddings", "png", "Figures"),
-            pdf=f"{PAPER}/embeddings.pdf",
-            csv=f"{PAPER}/embeddings.csv",
+            **artefact_outputs("embeddings", None),
         log:
             f"{LOGS}/paper/embeddings.log",
         benchmark:
@@ -113,12 +73,10 @@ if "gradient_similarity" in ART:
     rule gradient_similarity:
         """Cosine similarity of consecutive attack gradients during PPA optimisation."""
         input:
-            models=[target_metrics(*t) for t in _triples("gradient_similarity")],
-            logs=[gradient_log(*t) for t in _triples("gradient_similarity")],
+            models=[target_metrics(*t) for t in target_runs("gradient_similarity")],
+            logs=[PLAN.layout.gradient_log(*t) for t in target_runs("gradient_similarity")],
         output:
-            figure=_report("gradient_similarity", "png", "Figures"),
-            pdf=f"{PAPER}/gradient_similarity.pdf",
-            csv=f"{PAPER}/gradient_similarity.csv",
+            **artefact_outputs("gradient_similarity", None),
         log:
             f"{LOGS}/paper/gradient_similarity.log",
         benchmark:
@@ -135,13 +93,11 @@ if "sample_grid" in ART:
     rule sample_grid:
         """Attack images per α for a few identities next to real training images."""
         input:
-            models=[target_metrics(*t) for t in _triples("sample_grid")],
-            selected=[f"{attack_dir(*t, t[2], t[2])}/select.pt" for t in _triples("sample_grid")],
+            models=[target_metrics(*t) for t in target_runs("sample_grid")],
+            selected=[PLAN.layout.selected(*t) for t in target_runs("sample_grid")],
             data=packed(ART["sample_grid"]["dataset"]),
         output:
-            figure=_report("sample_grid", "png", "Figures"),
-            pdf=f"{PAPER}/sample_grid.pdf",
-            csv=f"{PAPER}/sample_grid.csv",
+            **artefact_outputs("sample_grid", None),
         log:
             f"{LOGS}/paper/sample_grid.log",
         benchmark:
@@ -161,7 +117,7 @@ rule claims:
         unpack(_claims_inputs),
     output:
         md=f"{PAPER}/claims.md",
-        html=_report("claims", "html", "Claims"),
+        html=report(f"{PAPER}/claims.html", category="Claims", caption="../report/claims.rst"),
         csv=f"{PAPER}/claims.csv",
     log:
         f"{LOGS}/paper/claims.log",

@@ -13,35 +13,20 @@ import numpy as np
 import pandas as pd
 
 from lsmia.io import load_json
-from lsmia.paper import figures, tables
+from lsmia.paper import figures
 from lsmia.paper.claims import evaluate_claims, write_claims
 from lsmia.paper.collect import collect_rows
+from lsmia.plan.artefacts import load_function
+from lsmia.plan.experiment import build_plan
 
 
-def table_artefact(name: str, spec: dict, inputs, table_stem: Path, figure_stem: Path | None = None):
-    """A table artefact (and its figure, for training_size, alpha_sweep and defence_comparison)."""
-    rows = collect_rows(inputs.models, inputs.attacks, inputs.get("knowledge", []))
-    if name == "main_table":
-        table = tables.main_table(rows, spec["datasets"], spec["architecture"], spec["recipes"])
-    elif name == "stage_ablation":
-        table = tables.stage_ablation(rows, spec["dataset"], spec["architecture"], spec["baseline"],
-                                      spec["others"])
-    elif name == "architectures":
-        table = tables.architectures(rows, spec["dataset"], spec["architectures"], spec["recipes"])
-    elif name == "training_size":
-        table = tables.training_size(rows, spec["dataset"], spec["architecture"], spec["recipes"],
-                                     spec["sizes"])
-        figures.training_size_figure(table.frame, figure_stem)
-    elif name == "alpha_sweep":
-        table = tables.alpha_sweep(rows, spec["dataset"], spec["architecture"], spec["recipes"])
-        figures.alpha_sweep_figure(table.frame, figure_stem)
-    elif name == "defence_comparison":
-        table = tables.defence_comparison(rows, spec["dataset"], spec["architecture"],
-                                          spec["recipes"])
-        figures.defence_figure(table.frame, figure_stem)
-    else:
-        raise ValueError(f"{name!r} is not a table artefact")
+def table_artefact(name: str, config: dict, table_stem: Path, figure_stem: Path | None = None):
+    """A table artefact of the plan (and its figure, where its registry entry names one)."""
+    artefact = build_plan(config).artefact(name)
+    table = load_function(artefact.kind.builder)(collect_rows(artefact.rows()), artefact.spec)
     table.write(table_stem)
+    if artefact.kind.figure:
+        load_function(artefact.kind.figure)(table.frame, figure_stem)
 
 
 def _alpha(model_metrics: str | Path) -> float:
@@ -104,9 +89,8 @@ def sample_grid_artefact(spec: dict, model_metrics: Sequence[str], selected: Seq
     figures.sample_grid_figure(real, attacks, out_stem, images_per_group=count)
 
 
-def claims_artefact(spec: dict, inputs, out_md: Path, out_csv: Path) -> pd.DataFrame:
-    """Evaluate the paper's claims on every collected number."""
-    rows = collect_rows(inputs.models, inputs.attacks, inputs.knowledge)
-    claims = evaluate_claims(rows, spec)
+def claims_artefact(config: dict, out_md: Path, out_csv: Path) -> pd.DataFrame:
+    """Evaluate the paper's claims on the rows of every artefact the claims read."""
+    claims = evaluate_claims(collect_rows(build_plan(config).claim_rows()), config["artefacts"])
     write_claims(claims, out_md, out_csv)
     return claims

@@ -35,7 +35,8 @@ from lsmia.paper.stats import (
     difference,
     paired_bootstrap,
 )
-from lsmia.paper.tables import METRICS, training_size_recipe
+from lsmia.paper.tables import METRICS
+from lsmia.plan.names import run_name, stage_swaps
 
 NOT_EVALUATED = "not evaluated"
 CLAIM_COLUMNS = ("id", "statement", "comparison", "claimed", "effect", "ci_low", "ci_high",
@@ -340,8 +341,8 @@ def _small_data_claim(df, section) -> tuple[list[Comparison], None]:
     dataset, architecture = section["dataset"], section["architecture"]
     smallest = min(section["sizes"])
     full = _roles(df, dataset, architecture, section["recipes"], needed=("positive", "hard"))
-    names = [training_size_recipe(full["positive"][0], smallest),
-             training_size_recipe(full["hard"][0], smallest), full["positive"][0], full["hard"][0]]
+    names = [run_name(full["positive"][0], smallest), run_name(full["hard"][0], smallest),
+             full["positive"][0], full["hard"][0]]
     groups = [_runs(df, dataset, architecture, n) for n in names[:2]]
     groups += [full["positive"][1], full["hard"][1]]
     values = _paired("acc1", groups, names)
@@ -372,9 +373,7 @@ def _stage_claims(df, section) -> list[dict]:
     claims = []
     for other in section["others"]:
         claim_id = f"stage_optimisation:{dataset}:{architecture}:{baseline}<-{other}"
-        combos = [(baseline,) * 3] + [
-            tuple(other if i == j else baseline for j in range(3)) for i in range(3)
-        ]
+        combos = [(baseline,) * 3, *stage_swaps(baseline, other)]
         missing = [c for c in combos if c not in runs]
         if missing:
             reason = ("no attack for stage recipes " + "; ".join("/".join(c) for c in missing)

@@ -1,8 +1,10 @@
 """Join model, attack and knowledge metrics into one row per attack (the input of every artefact).
 
-Each row is keyed by (dataset, architecture, recipe_sample, recipe_optimise, recipe_select, seed).
-Runs of a seed replicate (``<recipe>-s<seed>``) are shown under their recipe's name with their
-``seed``. When the three stage recipes are equal, ``recipe`` is that recipe and the row carries the
+The rows are the plan's (``lsmia.plan``: ``Artefact.rows()``, ``Plan.claim_rows()``): each names
+its attack and the files to read, so nothing here reads run names. Each row is keyed by (dataset,
+architecture, recipe_sample, recipe_optimise, recipe_select, seed), the recipes shown by their
+label (``<recipe>[-n<N>]``; a seed replicate appears under its recipe's label with its ``seed``).
+When the three stages attack the same run, ``recipe`` is its label and the row carries the
 target model's metrics; otherwise it is a stage-ablation row (``stage_ablation`` true, ``recipe``
 missing) and only carries attack metrics, because no single target model belongs to it.
 
@@ -21,10 +23,10 @@ from typing import Any
 
 import pandas as pd
 
-from lsmia.config import split_replicate
 from lsmia.io import load_json
+from lsmia.plan.names import STAGES
+from lsmia.plan.runs import Attack, RowFiles
 
-STAGES = ("sample", "optimise", "select")
 ATTACK_METRICS = (
     "acc1",
     "acc5",
@@ -69,59 +71,17 @@ class MetricsInputError(ValueError):
     """An input metrics file is missing, malformed or does not join with the others."""
 
 
-def collect_rows(
-    model_jsons: Iterable[PathLike],
-    attack_jsons: Iterable[PathLike],
-    knowledge_jsons: Iterable[PathLike] = (),
-) -> pd.DataFrame:
-    """One row per attack, with its target model's and its knowledge-extraction metrics.
+def collect_rows(sources: Iterable[RowFiles]) -> pd.DataFrame:
+    """One row per attack of ``sources`` (the plan's rows of an artefact, in its order), with its
+    target model's and, where given, its knowledge-extraction metrics.
 
-    Raises ``MetricsInputError`` naming the file and key for a missing file, a missing or
-    non-numeric key, a duplicate, an attack whose target model is not among ``model_jsons``, or a
-    knowledge file that matches no attack. Attacks without a knowledge file get missing ξ values;
-    model files that no attack uses are ignored.
+    The row's identity (dataset, architecture, runs per stage, seed) is the plan's; the files give
+    the numbers. Raises ``MetricsInputError`` naming the file and key for a missing file, a missing
+    or non-numeric key, or a file whose recorded seed is not the plan's.
     """
-    models = _index(_read_model(p) for p in model_jsons)
-    attacks = _index(_read_attack(p) for p in attack_jsons)
-    knowledge = _index(_read_knowledge(p) for p in knowledge_jsons)
-    if not attacks:
+    rows = [_row(source) for source in sources]
+    if not rows:
         raise MetricsInputError("no attack metrics files were given")
-
-    for key, (path, _) in knowledge.items():
-        if key not in attacks:
-            raise MetricsInputError(
-                f"{path}: knowledge metrics for {_describe(key)} match no attack"
-            )
-
-    rows = []
-    for key, (attack_path, attack) in attacks.items():
-        row = dict(attack)
-        row["attack_file"] = str(attack_path)
-        per_class = dict(row.pop("per_class"))
-        if not row["stage_ablation"]:
-            model_key = key[:2] + (key[3],)
-            if model_key not in models:
-                raise MetricsInputError(
-                    f"{attack_path}: no target model metrics for dataset={key[0]!r}, "
-                    f"architecture={key[1]!r}, recipe={key[3]!r} among the model files"
-                )
-            model_path, model = models[model_key]
-            model = dict(model)
-            per_class.update(model.pop("per_class"))
-            if model["seed"] != row["seed"]:
-                raise MetricsInputError(f"{attack_path}: attack seed {row['seed']} differs from "
-                                        f"its target's seed {model['seed']} ({model_path})")
-            row.update(model)
-            row["model_file"] = str(model_path)
-        if key in knowledge:
-            knowledge_path, values = knowledge[key]
-            values = dict(values)
-            per_class.update(values.pop("per_class"))
-            row.update(values)
-            row["knowledge_file"] = str(knowledge_path)
-        row["per_class"] = per_class
-        rows.append(row)
-
     frame = pd.DataFrame(rows)
     for column in (
         "xi_train",
@@ -131,7 +91,6 @@ def collect_rows(
         "ece",
         "alpha",
         "num_train_images",
-        "seed",
         "defence",
         "defence_params",
         "model_file",
@@ -139,25 +98,36 @@ def collect_rows(
     ):
         if column not in frame:
             frame[column] = None
-    frame = frame.astype({"num_train_images": "Int64", "seed": "Int64"})
-    frame = frame.sort_values(list(KEY_COLUMNS), kind="stable").reset_index(drop=True)
-    return frame
+    return frame.astype({"num_train_images": "Int64", "seed": "Int64"})
 
 
-def _index(records: Iterable[tuple[Path, tuple, dict]]) -> dict[tuple, tuple[Path, dict]]:
-    index: dict[tuple, tuple[Path, dict]] = {}
-    for path, key, values in records:
-        if key in index:
-            raise MetricsInputError(
-                f"{path}: {_describe(key)} is also given by {index[key][0]} (duplicate input)"
-            )
-        index[key] = (path, values)
-    return index
+def _identity(attack: Attack) -> dict:
+    target = attack.target
+    return {
+        "dataset": attack.dataset,
+        "architecture": attack.architecture,
+        "recipe": target.label if target else None,
+        **{f"recipe_{stage}": run.label for stage, run in zip(STAGES, attack.stages)},
+        "stage_ablation": target is None,
+        "seed": attack.seed,
+    }
 
 
-def _describe(key: tuple) -> str:
-    names = ("dataset", "architecture", "recipe") if len(key) == 3 else KEY_COLUMNS
-    return ", ".join(f"{name}={value!r}" for name, value in zip(names, key))
+def _row(source: RowFiles) -> dict:
+    seed = source.attack.seed
+    row = {**_identity(source.attack), **_read_attack(source.attack_metrics, seed)}
+    row["attack_file"] = str(source.attack_metrics)
+    per_class = dict(row.pop("per_class"))
+    if source.target_metrics is not None:
+        model = _read_model(source.target_metrics, seed)
+        per_class.update(model.pop("per_class"))
+        row.update(model, model_file=str(source.target_metrics))
+    if source.knowledge is not None:
+        knowledge = _read_knowledge(source.knowledge)
+        per_class.update(knowledge.pop("per_class"))
+        row.update(knowledge, knowledge_file=str(source.knowledge))
+    row["per_class"] = per_class
+    return row
 
 
 def _load(path: PathLike) -> tuple[Path, dict]:
@@ -210,27 +180,21 @@ def _count(path: Path, data: Mapping, key: str, where: str = "") -> int:
     return value
 
 
-def _read_model(path: PathLike) -> tuple[Path, tuple, dict]:
+def _read_model(path: PathLike, seed: int) -> dict:
     path, data = _load(path)
-    key = tuple(_text(path, data, name) for name in ("dataset", "architecture", "recipe"))
     defence = _get(path, data, "defence")
     if defence is None:
         label, params = None, None
     elif isinstance(defence, dict):
-        label = defence.get("name", defence.get("method"))
+        label = defence.get("name")
         if not isinstance(label, str) or not label:
             raise MetricsInputError(f"{path}: key 'defence' must name the defence under 'name'")
-        params = json.dumps(
-            {k: v for k, v in defence.items() if k not in ("name", "method")}, sort_keys=True
-        )
+        params = json.dumps({k: v for k, v in defence.items() if k != "name"}, sort_keys=True)
     else:
         raise MetricsInputError(f"{path}: key 'defence' must be null or an object, got {defence!r}")
-    seed = _get(path, data, "seed")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise MetricsInputError(f"{path}: key 'seed' must be an integer, got {seed!r}")
-    values = {
+    _check_seed(path, _get(path, data, "seed"), seed)
+    return {
         "alpha": _number(path, data, "alpha"),
-        "seed": seed,
         "per_class": _per_class(path, data),
         "test_accuracy": _number(path, data, "test_accuracy"),
         "ece": _number(path, data, "ece"),
@@ -238,39 +202,15 @@ def _read_model(path: PathLike) -> tuple[Path, tuple, dict]:
         "defence": label,
         "defence_params": params,
     }
-    return path, key, values
 
 
-def _stage_recipes(path: Path, data: Mapping) -> tuple[str, str, str]:
-    recipes = _get(path, data, "recipes")
-    if not isinstance(recipes, dict):
-        raise MetricsInputError(f"{path}: key 'recipes' must be an object with {list(STAGES)}")
-    return tuple(_text(path, recipes, stage, "recipes.") for stage in STAGES)
-
-
-def _row_identity(path: Path, data: Mapping) -> tuple[tuple, dict]:
-    dataset = _text(path, data, "dataset")
-    architecture = _text(path, data, "architecture")
-    stages = _stage_recipes(path, data)
-    bases = tuple(split_replicate(recipe)[0] for recipe in stages)
-    uniform = len(set(stages)) == 1
-    identity = {
-        "dataset": dataset,
-        "architecture": architecture,
-        "recipe": bases[1] if uniform else None,
-        **{f"recipe_{stage}": recipe for stage, recipe in zip(STAGES, bases)},
-        "stage_ablation": not uniform,
-        "seed": _seed(path, data),
-    }
-    return (dataset, architecture, *stages), identity
-
-
-def _seed(path: Path, data: Mapping) -> int:
-    """The attack's seed (``seed``, or that of its provenance in files that predate it)."""
-    seed = data.get("seed", data.get("provenance", {}).get("seed"))
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise MetricsInputError(f"{path}: key 'seed' must be an integer, got {seed!r}")
-    return seed
+def _check_seed(path: Path, recorded: Any, seed: int) -> None:
+    """The seed a file records (its provenance) must be the plan's seed of its row."""
+    if isinstance(recorded, bool) or not isinstance(recorded, int):
+        raise MetricsInputError(f"{path}: key 'seed' must be an integer, got {recorded!r}")
+    if recorded != seed:
+        raise MetricsInputError(f"{path}: recorded seed {recorded} differs from the plan's seed "
+                                f"{seed} of this run (a stale file?)")
 
 
 def _per_class(path: Path, data: Mapping, where: str = "") -> dict[str, dict[int, float]]:
@@ -295,9 +235,10 @@ def _per_class(path: Path, data: Mapping, where: str = "") -> dict[str, dict[int
     return out
 
 
-def _read_attack(path: PathLike) -> tuple[Path, tuple, dict]:
+def _read_attack(path: PathLike, seed: int) -> dict:
     path, data = _load(path)
-    key, row = _row_identity(path, data)
+    _check_seed(path, data.get("seed", data.get("provenance", {}).get("seed")), seed)
+    row = {}
     metrics = _get(path, data, "metrics")
     if not isinstance(metrics, dict):
         raise MetricsInputError(f"{path}: key 'metrics' must be an object")
@@ -319,17 +260,11 @@ def _read_attack(path: PathLike) -> tuple[Path, tuple, dict]:
     if not isinstance(synthetic, bool):
         raise MetricsInputError(f"{path}: key 'synthetic' must be true or false, got {synthetic!r}")
     row["synthetic"] = synthetic
-    return path, key, row
+    return row
 
 
-def _read_knowledge(path: PathLike) -> tuple[Path, tuple, dict]:
+def _read_knowledge(path: PathLike) -> dict:
     path, data = _load(path)
-    dataset = _text(path, data, "dataset")
-    architecture = _text(path, data, "architecture")
-    if "recipes" in data:
-        stages = _stage_recipes(path, data)
-    else:
-        stages = (_text(path, data, "recipe"),) * 3
     values = {name: _number(path, data, name) for name in ("xi_train", "xi_test")}
     values["per_class"] = _per_class(path, data)
-    return path, (dataset, architecture, *stages), values
+    return values

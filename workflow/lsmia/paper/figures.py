@@ -13,6 +13,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from lsmia.io import atomic_path
+from lsmia.paper.pareto import pareto_front
+from lsmia.paper.tables import METRICS
 
 PathLike = str | os.PathLike
 GRADIENT_LOG_COLUMNS = ("iteration", "loss", "confidence", "grad_cos_mean", "grad_cos_std")
@@ -115,8 +117,6 @@ def alpha_sweep_figure(
 ) -> dict[str, Path]:
     """Test accuracy and attack metrics against α (``tables.alpha_sweep(...).frame``), with error
     bars (± standard deviation over seeds) when there are several seeds."""
-    from lsmia.paper.tables import METRICS
-
     keys = ["test_accuracy", *metrics]
     _require(frame, ["alpha", *keys], "alpha_sweep")
     data = frame[["recipe", "alpha", *_with_spread(frame, keys)]].sort_values("alpha",
@@ -341,29 +341,6 @@ def sample_grid_figure(
                 records.append({"identity": identity, "group": key, "slot": slot})
     fig.subplots_adjust(wspace=0.03, hspace=0.05)
     return save_figure(fig, pd.DataFrame(records), out_stem)
-
-
-def pareto_front(points) -> np.ndarray:
-    """Indices of the points (utility, Acc@1) that no other point dominates, for maximising
-    utility and minimising Acc@1, ordered by increasing Acc@1. A point is dominated when another is
-    at least as good in both and strictly better in one (equal points do not dominate each
-    other)."""
-    points = np.asarray(points, dtype=np.float64)
-    if points.ndim != 2 or points.shape[1] != 2:
-        raise ValueError(f"expected N×2 points (utility, Acc@1), got shape {points.shape}")
-    if not np.isfinite(points).all():
-        raise ValueError("pareto_front: points must be finite")
-    utility, leak = points[:, 0], points[:, 1]
-    front = [
-        i
-        for i in range(len(points))
-        if not np.any(
-            (utility >= utility[i])
-            & (leak <= leak[i])
-            & ((utility > utility[i]) | (leak < leak[i]))
-        )
-    ]
-    return np.array(sorted(front, key=lambda i: (leak[i], -utility[i])), dtype=np.int64)
 
 
 def defence_figure(frame: pd.DataFrame, out_stem: PathLike) -> dict[str, Path]:

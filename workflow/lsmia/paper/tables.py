@@ -1,20 +1,22 @@
-"""Paper tables: each builder selects rows from ``collect_rows`` and ``write_table`` writes them as
+"""Paper tables: each builder shapes the rows of its artefact (``collect_rows`` of the plan's rows,
+in the plan's order; its config entry as ``spec``) and ``write_table`` writes them as
 CSV, Markdown, LaTeX (booktabs) and HTML (for the report), with the metric and its direction in every header and a notes
 block saying what the numbers are about."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from lsmia.io import atomic_path
-from lsmia.paper.collect import STAGES
-from lsmia.paper.figures import pareto_front
+from lsmia.paper.collect import KEY_COLUMNS
 from lsmia.paper.html import table_html
+from lsmia.paper.pareto import pareto_front
+from lsmia.plan.names import STAGES
 
 UP, DOWN = "↑", "↓"
 STD = "_std"  # suffix of a metric's standard deviation over seeds
@@ -193,9 +195,11 @@ def _stds(df: pd.DataFrame, position: int, columns: Sequence[Column]) -> dict:
 def over_seeds(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per attack of ``rows`` (its seed replicates averaged): every metric's mean over
     seeds, its standard deviation (``<key>_std``, missing for a single seed) and ``n_seeds``."""
-    from lsmia.paper.collect import KEY_COLUMNS
-
     keys = [k for k in KEY_COLUMNS if k != "seed"]
+    # each attack's replicates together, by seed (float sums then do not depend on the row order)
+    group = rows.groupby(keys, sort=False).ngroup()
+    rows = rows.assign(_group=group).sort_values(["_group", "seed"], kind="stable")
+    rows = rows.drop(columns="_group")
     metrics = [k for k in METRICS if k in rows.columns]
     numbers = rows[metrics].apply(pd.to_numeric, errors="coerce")
     groups = numbers.groupby([rows[k] for k in keys], sort=False)
@@ -326,23 +330,8 @@ def describe_rows(rows: pd.DataFrame) -> list[str]:
 
 
 def _uniform(rows: pd.DataFrame) -> pd.DataFrame:
+    """The plain attacks of ``rows`` (in the plan's order), their seed replicates averaged."""
     return over_seeds(rows[~rows["stage_ablation"].astype(bool)])
-
-
-def _select(rows: pd.DataFrame, artefact: str, **keys: Sequence[str]) -> pd.DataFrame:
-    """The uniform rows for every combination of ``keys`` (in the given order), or an error naming
-    each combination that is missing."""
-    wanted = pd.MultiIndex.from_product(list(keys.values()), names=list(keys)).to_frame(index=False)
-    found = wanted.merge(_uniform(rows), on=list(keys), how="left", indicator=True)
-    missing = found[found["_merge"] == "left_only"][list(keys)]
-    if len(missing):
-        raise KeyError(
-            f"{artefact}: no attack metrics for "
-            + "; ".join(
-                ", ".join(f"{k}={v}" for k, v in r.items()) for r in missing.to_dict("records")
-            )
-        )
-    return found.drop(columns="_merge").reset_index(drop=True)
 
 
 def _optional_columns(rows: pd.DataFrame, keys: Sequence[str], artefact: str) -> list[str]:
@@ -368,114 +357,63 @@ def _attack_table(rows: pd.DataFrame, leading: Sequence[str], artefact: str, cap
     return Table(rows, [resolve_column(c) for c in columns], caption, notes)
 
 
-def main_table(
-    rows: pd.DataFrame, datasets: Sequence[str], architecture: str, recipes: Sequence[str]
-) -> Table:
+def main_table(rows: pd.DataFrame, spec: Mapping) -> Table:
     """Test accuracy and attack metrics for each dataset × recipe (the paper's main table)."""
-    selected = _select(
-        rows,
-        "main_table",
-        dataset=list(datasets),
-        architecture=[architecture],
-        recipe=list(recipes),
-    )
     return _attack_table(
-        selected,
+        _uniform(rows),
         ["dataset", "recipe", "alpha"],
         "main_table",
-        f"Attack results against {architecture} trained with and without label smoothing.",
+        f"Attack results against {spec['architecture']} trained with and without label smoothing.",
     )
 
 
-def architectures(
-    rows: pd.DataFrame, dataset: str, architectures: Sequence[str], recipes: Sequence[str]
-) -> Table:
+def architectures(rows: pd.DataFrame, spec: Mapping) -> Table:
     """The main comparison repeated on other target architectures."""
-    selected = _select(
-        rows,
-        "architectures",
-        dataset=[dataset],
-        architecture=list(architectures),
-        recipe=list(recipes),
-    )
     return _attack_table(
-        selected,
+        _uniform(rows),
         ["architecture", "recipe", "alpha"],
         "architectures",
-        f"Attack results on {dataset} for other target architectures.",
+        f"Attack results on {spec['dataset']} for other target architectures.",
     )
 
 
-def alpha_sweep(
-    rows: pd.DataFrame, dataset: str, architecture: str, recipes: Sequence[str]
-) -> Table:
+def alpha_sweep(rows: pd.DataFrame, spec: Mapping) -> Table:
     """Test accuracy and attack metrics for a grid of α, sorted by α."""
-    selected = _select(
-        rows, "alpha_sweep", dataset=[dataset], architecture=[architecture], recipe=list(recipes)
-    )
-    selected = selected.sort_values("alpha", kind="stable").reset_index(drop=True)
+    selected = _uniform(rows).sort_values("alpha", kind="stable").reset_index(drop=True)
     return _attack_table(
         selected,
         ["recipe", "alpha"],
         "alpha_sweep",
-        f"Label-smoothing factor α against attack success ({dataset}, {architecture}).",
+        f"Label-smoothing factor α against attack success ({spec['dataset']}, "
+        f"{spec['architecture']}).",
     )
 
 
-def training_size_recipe(recipe: str, size: int | None) -> str:
-    """The config's name for ``recipe`` on the first ``size`` training images (None: all)."""
-    return recipe if size is None else f"{recipe}-n{size}"
-
-
-def training_size(
-    rows: pd.DataFrame,
-    dataset: str,
-    architecture: str,
-    recipes: Sequence[str],
-    sizes: Sequence[int],
-) -> Table:
+def training_size(rows: pd.DataFrame, spec: Mapping) -> Table:
     """Acc@1 and test accuracy per recipe and training-set size (the full set included)."""
-    names = [training_size_recipe(r, s) for r in recipes for s in (*sizes, None)]
-    selected = _select(
-        rows, "training_size", dataset=[dataset], architecture=[architecture], recipe=names
-    )
-    selected = selected.sort_values(["alpha", "num_train_images"], kind="stable")
+    selected = _uniform(rows).sort_values(["alpha", "num_train_images"], kind="stable")
     selected = selected.reset_index(drop=True)
     columns = ["recipe", "alpha", "num_train_images", "test_accuracy", "acc1", "acc5", "n_seeds"]
     return Table(
         selected,
         [resolve_column(c) for c in columns],
-        f"Training-set size against attack success ({dataset}, {architecture}).",
+        f"Training-set size against attack success ({spec['dataset']}, {spec['architecture']}).",
         describe_rows(selected),
     )
 
 
-def stage_ablation(
-    rows: pd.DataFrame, dataset: str, architecture: str, baseline: str, others: Sequence[str]
-) -> Table:
-    """Attacks whose stages use different target models, with the change of Acc@1 against the
-    all-baseline attack. Needs, per other recipe, the three single-stage swaps from the baseline;
-    every other combination of the two recipes that was run is shown too."""
-    if not others:
-        raise ValueError("stage_ablation: 'others' must name at least one recipe")
-    here = over_seeds(rows[(rows["dataset"] == dataset) & (rows["architecture"] == architecture)])
+def stage_ablation(rows: pd.DataFrame, spec: Mapping) -> Table:
+    """Attacks whose stages use different target models (the plan's single-stage swaps from the
+    baseline and the other recipes' own attacks), with the change of Acc@1 against the
+    all-baseline attack."""
+    baseline = spec["baseline"]
+    selected = over_seeds(rows)
     stage_columns = [f"recipe_{s}" for s in STAGES]
-    combos = here.set_index(stage_columns)
-    required = [(baseline,) * 3]
-    for other in others:
-        required += [tuple(other if i == j else baseline for j in range(3)) for i in range(3)]
-    missing = [c for c in dict.fromkeys(required) if c not in combos.index]
-    if missing:
-        raise KeyError(
-            f"stage_ablation: no attack metrics on {dataset}/{architecture} for stage recipes "
-            + "; ".join("/".join(c) for c in missing)
-            + " (sample/optimise/select)"
-        )
-    keep = here[stage_columns].apply(lambda r: any(set(r) <= {baseline, o} for o in others), axis=1)
-    selected = here[keep].copy()
-    base_acc1 = combos.loc[(baseline,) * 3, "acc1"]
-    selected["delta_acc1"] = selected["acc1"] - base_acc1
-    order = {r: i for i, r in enumerate([baseline, *others])}
+    is_base = (selected[stage_columns] == baseline).all(axis=1)
+    if not is_base.any():
+        raise KeyError(f"stage_ablation: no all-{baseline} attack among the rows")
+    selected["delta_acc1"] = selected["acc1"] - selected.loc[is_base, "acc1"].iloc[0]
+    order = {r: i for i, r in enumerate([baseline, *spec["others"]])}
     selected = selected.sort_values(
         stage_columns, key=lambda s: s.map(order), kind="stable"
     ).reset_index(drop=True)
@@ -484,24 +422,16 @@ def stage_ablation(
     return Table(
         selected,
         [resolve_column(c) for c in columns],
-        f"Which attack stage carries the effect: target model per stage ({dataset}, "
-        f"{architecture}; baseline {baseline}).",
+        f"Which attack stage carries the effect: target model per stage ({spec['dataset']}, "
+        f"{spec['architecture']}; baseline {baseline}).",
         describe_rows(selected),
     )
 
 
-def defence_comparison(
-    rows: pd.DataFrame, dataset: str, architecture: str, recipes: Sequence[str]
-) -> Table:
+def defence_comparison(rows: pd.DataFrame, spec: Mapping) -> Table:
     """Test accuracy and attack metrics of defended and smoothed models, marking the models on the
     utility–privacy Pareto front (test accuracy ↑, Acc@1 ↓)."""
-    selected = _select(
-        rows,
-        "defence_comparison",
-        dataset=[dataset],
-        architecture=[architecture],
-        recipe=list(recipes),
-    )
+    selected = _uniform(rows)
     front = set(pareto_front(selected[["test_accuracy", "acc1"]].to_numpy()).tolist())
     selected["on_pareto_front"] = ["yes" if i in front else "no" for i in range(len(selected))]
     columns = [
@@ -517,6 +447,7 @@ def defence_comparison(
     return Table(
         selected,
         [resolve_column(c) for c in columns],
-        f"Label smoothing against the defences MID and BiDO ({dataset}, {architecture}).",
+        f"Label smoothing against the defences MID and BiDO ({spec['dataset']}, "
+        f"{spec['architecture']}).",
         describe_rows(selected),
     )
