@@ -480,25 +480,10 @@ def prepare_synthetic(
     private set does not change when the number of public identities does. Each packed directory
     also gets ``identity_codes.npy`` (float32 ``C×identity_dim``, by label).
     """
-    for key, value in (
-        ("identities", identities),
-        ("public_identities", public_identities),
-        ("images_per_identity", images_per_identity),
-        ("grid_size", grid_size),
-        ("batch_size", batch_size),
-    ):
-        if int(value) != value or value < 1:
-            raise ValueError(f"prepare_synthetic: {key} must be a positive integer, got {value!r}")
-    if not 0.0 <= test_fraction < 1.0:
-        raise ValueError(
-            f"prepare_synthetic: test_fraction must be in [0, 1), got {test_fraction!r}"
-        )
-    tests = _test_count(images_per_identity, test_fraction)
-    if tests >= images_per_identity:
-        raise ValueError(
-            f"prepare_synthetic: test_fraction {test_fraction} leaves no training image of "
-            f"{images_per_identity} per identity"
-        )
+    tests = _checked_test_count(test_fraction, identities=identities,
+                                public_identities=public_identities,
+                                images_per_identity=images_per_identity, grid_size=grid_size,
+                                batch_size=batch_size)
     model = FaceModel()
     shown = {}
     for name, count, out_dir in (
@@ -533,6 +518,26 @@ def prepare_synthetic(
         rows = 10 if name == "private" else 3
         shown[name] = (codes[:rows], nuisance.reshape(count, images_per_identity, -1)[:rows, :8])
     _write_grid(model, shown, grid_size, grid_png)
+
+
+def _checked_test_count(test_fraction: float, **counts: int) -> int:
+    """Test images per identity, after checking that every count is a positive integer and that
+    ``test_fraction`` leaves training images."""
+    images_per_identity = counts["images_per_identity"]
+    for key, value in counts.items():
+        if int(value) != value or value < 1:
+            raise ValueError(f"prepare_synthetic: {key} must be a positive integer, got {value!r}")
+    if not 0.0 <= test_fraction < 1.0:
+        raise ValueError(
+            f"prepare_synthetic: test_fraction must be in [0, 1), got {test_fraction!r}"
+        )
+    tests = _test_count(images_per_identity, test_fraction)
+    if tests >= images_per_identity:
+        raise ValueError(
+            f"prepare_synthetic: test_fraction {test_fraction} leaves no training image of "
+            f"{images_per_identity} per identity"
+        )
+    return tests
 
 
 def _stream(seed: int, name: str, purpose: str) -> torch.Generator:
