@@ -22,7 +22,7 @@ from lsmia.provenance import provenance
 
 from .factory import create_model
 from .state_dicts import (DEFAULT_PREFIXES, MODEL_FORMAT, MODEL_FORMAT_VERSION, adapt_state_dict,
-                          extract_state_dict, is_model_file, read_weights_file,
+                          check_shapes, extract_state_dict, is_model_file, read_weights_file,
                           strip_wrapper_prefix)
 
 log = logging.getLogger("lsmia.models")
@@ -109,11 +109,8 @@ def import_checkpoint(path: str | os.PathLike, arch: str, num_classes: int, inpu
     model = create_model(arch, num_classes, **dict(arch_kwargs or {}))
     state = adapt_state_dict(model, strip_wrapper_prefix(state, model.state_dict()))
     own = model.state_dict()
-    mis_shaped = [f"{key} {tuple(value.shape)} vs model {tuple(own[key].shape)}"
-                  for key, value in state.items() if key in own and value.shape != own[key].shape]
-    if mis_shaped:
-        raise ValueError(f"{path}: tensors of the wrong shape for {arch} with {num_classes} "
-                         f"classes: {mis_shaped[:5]}")
+    check_shapes(state, own, f"{path}: tensors of the wrong shape for {arch} with {num_classes} "
+                             "classes")
     result = model.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise ValueError(f"{path} does not fit {arch}: missing keys {result.missing_keys[:8]} "

@@ -129,6 +129,16 @@ def classifier_keys(model: nn.Module) -> set[str]:
     return keys
 
 
+def check_shapes(state: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor],
+                 problem: str) -> None:
+    """Raise ``ValueError(problem: ...)`` listing (up to five) tensors of ``state`` whose shape
+    differs from the model's ``own`` tensor of that name."""
+    mis_shaped = [f"{key} {tuple(value.shape)} vs model {tuple(own[key].shape)}"
+                  for key, value in state.items() if key in own and value.shape != own[key].shape]
+    if mis_shaped:
+        raise ValueError(f"{problem}: {mis_shaped[:5]}")
+
+
 def load_pretrained(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     """Initialise ``model`` from a state dict (e.g. ImageNet weights) or an lsmia model file.
 
@@ -150,11 +160,7 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     if dropped:
         log.info("%s: not loading classifier tensors of another shape: %s", path, dropped)
     state = {key: value for key, value in state.items() if key not in dropped}
-    mis_shaped = [f"{key} {tuple(value.shape)} vs model {tuple(own[key].shape)}"
-                  for key, value in state.items() if key in own and value.shape != own[key].shape]
-    if mis_shaped:
-        raise ValueError(f"{path}: tensors of the wrong shape for {type(model).__name__}: "
-                         f"{mis_shaped[:5]}")
+    check_shapes(state, own, f"{path}: tensors of the wrong shape for {type(model).__name__}")
     result = model.load_state_dict(state, strict=False)
     missing = sorted(set(result.missing_keys) - head)
     if missing or result.unexpected_keys:

@@ -347,7 +347,13 @@ def _optional_columns(rows: pd.DataFrame, keys: Sequence[str], artefact: str) ->
     return present
 
 
-def _attack_table(rows: pd.DataFrame, leading: Sequence[str], artefact: str, caption: str) -> Table:
+def _attack_table(rows: pd.DataFrame, leading: Sequence[str], artefact: str, caption: str,
+                  sort_by: str | None = None) -> Table:
+    """The plain attacks of ``rows`` (sorted stably by ``sort_by``, if given): test accuracy, the
+    attack metrics and the optional ξ and leakage columns."""
+    rows = _uniform(rows)
+    if sort_by:
+        rows = rows.sort_values(sort_by, kind="stable").reset_index(drop=True)
     knowledge = _optional_columns(rows, KNOWLEDGE_COLUMNS, artefact)
     leakage = _optional_columns(rows, LEAKAGE_COLUMNS, artefact)
     notes = describe_rows(rows)
@@ -359,34 +365,27 @@ def _attack_table(rows: pd.DataFrame, leading: Sequence[str], artefact: str, cap
 
 def main_table(rows: pd.DataFrame, spec: Mapping) -> Table:
     """Test accuracy and attack metrics for each dataset × recipe (the paper's main table)."""
-    return _attack_table(
-        _uniform(rows),
-        ["dataset", "recipe", "alpha"],
-        "main_table",
-        f"Attack results against {spec['architecture']} trained with and without label smoothing.",
-    )
+    caption = (f"Attack results against {spec['architecture']} trained with and without label "
+               "smoothing.")
+    return _attack_table(rows, ["dataset", "recipe", "alpha"], "main_table", caption)
 
 
 def architectures(rows: pd.DataFrame, spec: Mapping) -> Table:
     """The main comparison repeated on other target architectures."""
-    return _attack_table(
-        _uniform(rows),
-        ["architecture", "recipe", "alpha"],
-        "architectures",
-        f"Attack results on {spec['dataset']} for other target architectures.",
-    )
+    caption = f"Attack results on {spec['dataset']} for other target architectures."
+    return _attack_table(rows, ["architecture", "recipe", "alpha"], "architectures", caption)
 
 
 def alpha_sweep(rows: pd.DataFrame, spec: Mapping) -> Table:
     """Test accuracy and attack metrics for a grid of α, sorted by α."""
-    selected = _uniform(rows).sort_values("alpha", kind="stable").reset_index(drop=True)
-    return _attack_table(
-        selected,
-        ["recipe", "alpha"],
-        "alpha_sweep",
-        f"Label-smoothing factor α against attack success ({spec['dataset']}, "
-        f"{spec['architecture']}).",
-    )
+    caption = (f"Label-smoothing factor α against attack success ({spec['dataset']}, "
+               f"{spec['architecture']}).")
+    return _attack_table(rows, ["recipe", "alpha"], "alpha_sweep", caption, sort_by="alpha")
+
+
+def _described(rows: pd.DataFrame, columns: Sequence[str], caption: str) -> Table:
+    """A table of ``columns`` with the notes that describe ``rows``."""
+    return Table(rows, [resolve_column(c) for c in columns], caption, describe_rows(rows))
 
 
 def training_size(rows: pd.DataFrame, spec: Mapping) -> Table:
@@ -394,12 +393,8 @@ def training_size(rows: pd.DataFrame, spec: Mapping) -> Table:
     selected = _uniform(rows).sort_values(["alpha", "num_train_images"], kind="stable")
     selected = selected.reset_index(drop=True)
     columns = ["recipe", "alpha", "num_train_images", "test_accuracy", "acc1", "acc5", "n_seeds"]
-    return Table(
-        selected,
-        [resolve_column(c) for c in columns],
-        f"Training-set size against attack success ({spec['dataset']}, {spec['architecture']}).",
-        describe_rows(selected),
-    )
+    return _described(selected, columns, f"Training-set size against attack success "
+                      f"({spec['dataset']}, {spec['architecture']}).")
 
 
 def stage_ablation(rows: pd.DataFrame, spec: Mapping) -> Table:
@@ -419,13 +414,8 @@ def stage_ablation(rows: pd.DataFrame, spec: Mapping) -> Table:
     ).reset_index(drop=True)
     columns = [*stage_columns, "acc1", "delta_acc1", "acc5", "delta_face", "delta_eval", "fid",
                "n_seeds"]
-    return Table(
-        selected,
-        [resolve_column(c) for c in columns],
-        f"Which attack stage carries the effect: target model per stage ({spec['dataset']}, "
-        f"{spec['architecture']}; baseline {baseline}).",
-        describe_rows(selected),
-    )
+    return _described(selected, columns, f"Which attack stage carries the effect: target model "
+                      f"per stage ({spec['dataset']}, {spec['architecture']}; baseline {baseline}).")
 
 
 def defence_comparison(rows: pd.DataFrame, spec: Mapping) -> Table:
@@ -444,10 +434,5 @@ def defence_comparison(rows: pd.DataFrame, spec: Mapping) -> Table:
         "on_pareto_front",
         "n_seeds",
     ]
-    return Table(
-        selected,
-        [resolve_column(c) for c in columns],
-        f"Label smoothing against the defences MID and BiDO ({spec['dataset']}, "
-        f"{spec['architecture']}).",
-        describe_rows(selected),
-    )
+    return _described(selected, columns, f"Label smoothing against the defences MID and BiDO "
+                      f"({spec['dataset']}, {spec['architecture']}).")
