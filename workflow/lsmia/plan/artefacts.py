@@ -3,7 +3,7 @@ functions that build it (as ``"module:function"``, imported only by the job that
 
 A new artefact is one selector function here, registered with ``@register_artefact`` (timm's
 ``register_model`` is the model), its builder in ``lsmia.paper``, and its entry under
-``artefacts`` in the config; see docs/extending-artefact.md.
+``artefacts`` in the config; see docs/extending.md ("Adding an artefact").
 """
 
 from __future__ import annotations
