@@ -3,8 +3,9 @@
 A face is drawn from two unconstrained codes, both nominally N(0, I):
 - the *identity* code (face shape, skin, hair, eyes, brows, nose, mouth, ears, beard, glasses) and
 - the *nuisance* code (pose, scale, rotation, head turn, lighting, expression, background, clothes).
-``FaceModel.render`` squashes each code entry smoothly (tanh/sigmoid) into a parameter range, then
-evaluates soft signed-distance shapes on a pixel grid and blends their colours front to back. Every
+``FaceModel.render`` squashes each code entry smoothly (a sigmoid) into a parameter range, then
+evaluates soft signed-distance shapes on a pixel grid and paints them back to front (background,
+head, features: each over what is already drawn, weighted by its soft mask). Every
 step is smooth, so images are differentiable in both codes, and the same face renders at any size.
 """
 
