@@ -187,6 +187,19 @@ def test_gres_route_covers_every_gpu_rule_and_nothing_else(paper_workflow):
     assert all(resources == {"slurm_partition": "'gpu'"} for resources in partitioned.values())
 
 
+def test_profile_loads_where_lsmia_is_not_installed():
+    """A conda env made from envs/lsmia.yaml does not install the repository: the profile finds
+    lsmia in workflow/ itself (run from the repository root, as snakemake is)."""
+    script = ("import json, sys, yte; sys.path = [p for p in sys.path if not p.endswith('workflow')]; "
+              "print(json.dumps(yte.process_yaml(sys.stdin, require_use_yte=True)))")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("LSMIA_")}
+    run = subprocess.run([sys.executable, "-c", script], input=(PROFILE / "config.yaml").read_text(),
+                         capture_output=True, text=True, cwd=REPO,
+                         env={**env, "LSMIA_SLURM_GPU_PARTITION": "gpu"})
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "attack_optimise" in json.loads(run.stdout)["set-resources"]
+
+
 THREAD_KINDS = {
     "prepare_synthetic": "prepare_synthetic", "prepare_facescrub": "prepare_raw",
     "prepare_celeba": "prepare_raw", "pretrain_public": "train", "train_target": "train",
