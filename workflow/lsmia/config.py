@@ -147,8 +147,8 @@ def known_identities(spec: dict) -> int | None:
 def _identity_problems(config: dict) -> list[str]:
     problems = []
     for name, spec in config["datasets"].items():
-        if known_identities(spec) is not None:
-            problems += identity_problems(config, name, known_identities(spec))
+        if (count := known_identities(spec)) is not None:
+            problems += identity_problems(config, name, count)
     grid = config["artefacts"].get("sample_grid")
     if grid and grid["dataset"] in config["datasets"]:
         attacked = attack_settings(config, grid["dataset"])["classes"]

@@ -38,6 +38,10 @@ class Registry(Generic[Entry]):
         """The entries, in name order."""
         return [self._entries[name] for name in self.names()]
 
+    def find(self, name) -> Entry | None:
+        """The entry ``name``, or None when there is none."""
+        return self._entries.get(name)
+
     def __contains__(self, name) -> bool:
         return name in self._entries
 

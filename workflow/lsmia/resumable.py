@@ -60,7 +60,7 @@ def hash_tensor(digest, tensor) -> None:
     import torch
 
     values = tensor.detach().to("cpu", memory_format=torch.contiguous_format).reshape(-1)
-    digest.update(values.view(torch.uint8).numpy().tobytes())
+    digest.update(values.view(torch.uint8).numpy())
 
 
 def save_state(path: str | Path, fingerprint: str, payload: dict, *,

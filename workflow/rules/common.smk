@@ -1,6 +1,5 @@
 # Configuration, validation, wildcard constraints and path helpers shared by every rule file.
 import os
-import re
 import sys
 
 from snakemake.exceptions import WorkflowError
@@ -25,7 +24,7 @@ from lsmia.config import (
     validate_config,
     without_runtime_settings,
 )
-from lsmia.plan.names import run_name_pattern
+from lsmia.plan.names import alternatives, run_name_pattern
 from lsmia.plan.experiment import build_plan
 
 try:
@@ -46,16 +45,12 @@ DATASETS = config["datasets"]
 ARCHS = config["architectures"]
 
 
-def _alternatives(names):
-    return "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
-
-
 _RECIPE_RE = run_name_pattern(config["recipes"])
 
 
 wildcard_constraints:
-    dataset=_alternatives(DATASETS),
-    arch=_alternatives(ARCHS),
+    dataset=alternatives(DATASETS),
+    arch=alternatives(ARCHS),
     recipe=_RECIPE_RE,
     rs=_RECIPE_RE,
     ro=_RECIPE_RE,
@@ -171,7 +166,7 @@ def knowledge_recipe(run):
 def datasets_of(source):
     """Regex matching the configured datasets of one source (matches nothing if there are none)."""
     names = [name for name, spec in DATASETS.items() if spec["source"] == source]
-    return _alternatives(names) if names else "(?!)"
+    return alternatives(names) if names else "(?!)"
 
 
 def packing_spec(wildcards):

@@ -32,7 +32,7 @@ def paper_artefacts():
 
 def artefact_outputs(name, category):
     """The rule outputs of an artefact; its HTML table and PNG figure go into the report."""
-    outputs = {key: f"{PAPER}/{file}" for key, file in artefact_kind(name).outputs.items()}
+    outputs = PLAN.layout.paper_files(artefact_kind(name).outputs)
     for key, group in (("figure", "Figures"), ("table", "Tables")):
         if key in outputs:
             outputs[key] = report(

@@ -80,7 +80,8 @@ def optimise_stage(generator: Generator, target: nn.Module, sample_out: dict, *,
     flat_w = start_w.reshape(-1, generator.w_dim)
     flat_targets = classes.repeat_interleave(per_class)
     state = _BatchState(Path(state_path), Path(log_csv),
-                        _fingerprint(settings, flat_w, flat_targets, generator, target))
+                        _fingerprint(settings, flat_w, flat_targets, generator, target),
+                        checkpoint_seconds)
     starts = list(range(0, len(flat_w), batch_size))
     if state.finished:
         log.info("optimise: resuming after %d of %d batches from %s",
@@ -94,7 +95,7 @@ def optimise_stage(generator: Generator, target: nn.Module, sample_out: dict, *,
                 generator, target, flat_w[rows], flat_targets[rows], settings,
                 batch_seed=seed * 1_000_003 + number, device=device, stop=stop.is_set,
                 state_note=f"{len(state.finished)} of {len(starts)} batches saved in {state_path}",
-            ), checkpoint_seconds)
+            ))
     merged = {key: torch.cat([batch[key] for batch in state.finished]) for key in state.finished[0]}
     shape = (num_classes, per_class)
     return {
@@ -132,15 +133,16 @@ class _BatchState:
     """The finished batches and their state file (with the trace CSV beside it), saved at most
     every ``checkpoint_seconds``, when the loop ends and when it is preempted."""
 
-    def __init__(self, path: Path, log_csv: Path, fingerprint: str):
+    def __init__(self, path: Path, log_csv: Path, fingerprint: str, checkpoint_seconds: float):
         self.path, self.log_csv, self.fingerprint = path, log_csv, fingerprint
+        self.checkpoint_seconds = checkpoint_seconds
         state = load_state(path, fingerprint, what="optimisation state")
         self.finished: list[dict] = state["batches"] if state else []
         self.saved, self.last_save = len(self.finished), time.monotonic()
 
-    def add(self, batch: dict, checkpoint_seconds: float) -> None:
+    def add(self, batch: dict) -> None:
         self.finished.append(batch)
-        if time.monotonic() - self.last_save >= checkpoint_seconds:
+        if time.monotonic() - self.last_save >= self.checkpoint_seconds:
             self.save()
 
     def save(self) -> None:

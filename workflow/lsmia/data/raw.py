@@ -13,9 +13,9 @@ DOWNLOADS = {
 }
 
 
-def missing_raw_data(source: str, raw_dir: str, crop: str | None = None) -> str | None:
+def missing_raw_data(source: str, raw_dir: str, crop: str | None) -> str | None:
     """A message naming what to download and where to put it, or None if the layout is complete
-    (``crop``: a CelebA entry's, which decides whether landmarks are needed)."""
+    (``crop``: a CelebA entry's, which decides whether landmarks are needed; None for FaceScrub)."""
     if source == "facescrub":
         from lsmia.data.facescrub import check_raw_facescrub
 

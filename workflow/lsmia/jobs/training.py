@@ -43,7 +43,8 @@ def train_job(
     train_set = PackedDataset(data_dir, split="train")
     test_set = PackedDataset(data_dir, split="test")
     input_size = arch_spec["input_size"]
-    model = _starting_model(arch_spec, recipe, pretrained, train_set.num_classes)
+    arch_kwargs = dict(entry_with_defaults("architecture", arch_spec)["arch_kwargs"])
+    model = _starting_model(arch_spec, arch_kwargs, recipe, pretrained, train_set.num_classes)
     if recipe.get("init") and recipe["epochs"] == 0:
         log.info("imported %s as %s/%s/%s: 0 epochs, no training; measuring test accuracy",
                  recipe["init"], dataset, architecture, recipe_name)
@@ -54,7 +55,8 @@ def train_job(
     metrics = train(model, recipe, train_set, test_set, device=device, workdir=workdir,
                     log_csv=log_csv, input_size=input_size)
     names = {"dataset": dataset, "architecture": architecture, "recipe": recipe_name}
-    record, meta = _record_and_meta(names, arch_spec, recipe, pretrained, metrics, train_set)
+    record, meta = _record_and_meta(names, arch_spec, arch_kwargs, recipe, pretrained, metrics,
+                                    train_set)
     save_model(out_model, model, meta)
     save_json(record, out_metrics)
     clear_checkpoint(workdir)
@@ -62,10 +64,10 @@ def train_job(
     return record
 
 
-def _starting_model(arch_spec: dict, recipe: dict, pretrained, num_classes: int):
+def _starting_model(arch_spec: dict, arch_kwargs: dict, recipe: dict, pretrained,
+                    num_classes: int):
     """The model before training: an imported external checkpoint (``recipe["init"]``), or
     ``arch_spec``'s model built from ``pretrained`` weights (or at random)."""
-    arch_kwargs = dict(entry_with_defaults("architecture", arch_spec)["arch_kwargs"])
     if recipe.get("init"):
         return import_checkpoint(recipe["init"], arch_spec["model"], num_classes,
                                  arch_spec["input_size"], arch_kwargs=arch_kwargs)
@@ -73,8 +75,8 @@ def _starting_model(arch_spec: dict, recipe: dict, pretrained, num_classes: int)
                        arch_kwargs=arch_kwargs)
 
 
-def _record_and_meta(names: dict, arch_spec: dict, recipe: dict, pretrained, metrics: dict,
-                     train_set: PackedDataset) -> tuple[dict, dict]:
+def _record_and_meta(names: dict, arch_spec: dict, arch_kwargs: dict, recipe: dict, pretrained,
+                     metrics: dict, train_set: PackedDataset) -> tuple[dict, dict]:
     """The metrics file's record and the model file's metadata; ``names``: ``dataset``,
     ``architecture`` and ``recipe``."""
     record = {
@@ -99,7 +101,7 @@ def _record_and_meta(names: dict, arch_spec: dict, recipe: dict, pretrained, met
     }
     meta = {
         "arch": arch_spec["model"],
-        "arch_kwargs": dict(entry_with_defaults("architecture", arch_spec)["arch_kwargs"]),
+        "arch_kwargs": arch_kwargs,
         "num_classes": train_set.num_classes,
         "input_size": arch_spec["input_size"],
         "defence": recipe.get("defence"),

@@ -24,4 +24,4 @@ def known_architectures() -> list[str]:
 
 
 def architecture_builder(name: str) -> Callable[..., nn.Module] | None:
-    return ARCHITECTURES.get(name, "create_model") if name in ARCHITECTURES else None
+    return ARCHITECTURES.find(name)

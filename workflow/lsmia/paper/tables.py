@@ -356,11 +356,11 @@ def _attack_table(rows: pd.DataFrame, leading: Sequence[str], artefact: str, cap
         rows = rows.sort_values(sort_by, kind="stable").reset_index(drop=True)
     knowledge = _optional_columns(rows, KNOWLEDGE_COLUMNS, artefact)
     leakage = _optional_columns(rows, LEAKAGE_COLUMNS, artefact)
-    notes = describe_rows(rows)
-    if not knowledge:
-        notes.append("ξ (knowledge extraction) was not computed in this configuration.")
     columns = [*leading, "test_accuracy", *ATTACK_COLUMNS, *knowledge, *leakage, "n_seeds"]
-    return Table(rows, [resolve_column(c) for c in columns], caption, notes)
+    table = _described(rows, columns, caption)
+    if not knowledge:
+        table.notes.append("ξ (knowledge extraction) was not computed in this configuration.")
+    return table
 
 
 def main_table(rows: pd.DataFrame, spec: Mapping) -> Table:

@@ -32,7 +32,7 @@ class Artefact:
     @property
     def outputs(self) -> dict[str, str]:
         """Output key → file (the rule's outputs)."""
-        return {key: f"{self.layout.paper}/{file}" for key, file in self.kind.outputs.items()}
+        return self.layout.paper_files(self.kind.outputs)
 
     @property
     def targets(self) -> tuple[Run, ...]:

@@ -16,6 +16,10 @@ class Layout:
     def paper(self) -> str:
         return f"{self.root}/paper"
 
+    def paper_files(self, outputs: dict[str, str]) -> dict[str, str]:
+        """An artefact's outputs (key → file name) as paths under ``paper``."""
+        return {key: f"{self.paper}/{file}" for key, file in outputs.items()}
+
     def target_model(self, dataset: str, arch: str, run: str) -> str:
         return f"{self.root}/models/{dataset}/{arch}/{run}/model.pt"
 

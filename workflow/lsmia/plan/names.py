@@ -65,10 +65,14 @@ def looks_derived(name: str) -> bool:
     return bool(_SIZE.match(name) or _SEED.match(name))
 
 
+def alternatives(names: Iterable[str]) -> str:
+    """A regular expression matching any of ``names`` exactly (longest first, escaped)."""
+    return "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
+
+
 def run_name_pattern(recipes: Iterable[str]) -> str:
     """A regular expression matching every run name of ``recipes`` (wildcard constraints)."""
-    alternatives = "|".join(re.escape(r) for r in sorted(recipes, key=len, reverse=True))
-    return f"(?:{alternatives})(?:-n[0-9]+)?(?:-s[0-9]+)?"
+    return f"(?:{alternatives(recipes)})(?:-n[0-9]+)?(?:-s[0-9]+)?"
 
 
 def stage_swaps(baseline: str, other: str) -> list[tuple[str, str, str]]:
