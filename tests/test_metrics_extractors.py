@@ -163,3 +163,22 @@ def test_cache_from_other_images_is_refused(tmp_path, packed):
         load_cached_embeddings(cache, "id@0", PackedDataset(other))
     with pytest.raises(ValueError, match="no images"):
         compute_embeddings(identity, PackedDataset(path), "test", [7], 8, "cpu")
+
+
+def test_model_extractor_reuses_a_model_the_caller_has_loaded(tmp_path, monkeypatch):
+    model, path = _tiny_model_file(tmp_path)
+    spec = {"kind": "model", "path": path, "name": "eval"}
+    from_file = extractors.load_extractor(spec, "cpu")
+    import lsmia.models
+
+    def no_second_load(*args, **kwargs):
+        raise AssertionError("the model file was loaded again")
+
+    monkeypatch.setattr(lsmia.models, "load_model", no_second_load)
+    reused = extractors.load_extractor(spec, "cpu", loaded={path: (model, {"input_size": SIZE})})
+    assert reused.network is model and reused.name == from_file.name
+    assert reused.input_size == SIZE
+    _, other = _tiny_model_file(tmp_path, seed=1)
+    with pytest.raises(AssertionError, match="loaded again"):   # another path is not taken from it
+        extractors.load_extractor({"kind": "model", "path": other}, "cpu",
+                                  loaded={path: (model, {"input_size": SIZE})})

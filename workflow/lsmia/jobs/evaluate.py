@@ -13,7 +13,7 @@ from lsmia.data.packed import PackedDataset
 from lsmia.io import save_json
 from lsmia.metrics.attack_metrics import candidate_batches, compute_attack_metrics
 from lsmia.metrics.embeddings import compute_embeddings, load_cached_embeddings, save_embeddings
-from lsmia.metrics.extractors import load_extractor, model_penultimate
+from lsmia.metrics.extractors import load_extractor
 from lsmia.metrics.knowledge import knowledge_extraction_score
 from lsmia.metrics.leakage import identity_leakage
 from lsmia.models import load_model
@@ -39,13 +39,12 @@ def metrics_job(*, selected, optimised, data_dir, evaluation_model, extractors: 
     """Every metric of one attack; the file is written only if all of them could be computed."""
     device = resolve_device(device)
     dataset = PackedDataset(data_dir)
-    networks = {role: load_extractor(spec, device) for role, spec in extractors.items()}
+    judge, judge_meta = load_model(evaluation_model, device)
+    # a model extractor of the evaluation model's file reuses the judge (loaded once)
+    loaded = {Path(evaluation_model): (judge, judge_meta)}
+    networks = {role: load_extractor(spec, device, loaded) for role, spec in extractors.items()}
     caches = {role: load_cached_embeddings(embeddings[role], networks[role].name, dataset)
               for role in networks}
-    judge, judge_meta = load_model(evaluation_model, device)
-    if Path(extractors["eval"]["path"]) == Path(evaluation_model):
-        # one network for accuracy and δ_eval: the final images pass through it once
-        networks["eval"] = model_penultimate(judge, judge_meta["input_size"], networks["eval"].name)
     chosen = torch.load(selected, map_location="cpu", weights_only=True)
     candidates = torch.load(optimised, map_location="cpu", weights_only=True)
     generator = load_generator(attack["generator"], device)

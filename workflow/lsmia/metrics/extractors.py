@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -147,11 +147,13 @@ def model_penultimate(model: nn.Module, input_size: int, name: str) -> NetworkEx
     return NetworkExtractor(name, input_size, model, forward)
 
 
-def load_extractor(spec: dict, device: torch.device | str) -> NetworkExtractor:
+def load_extractor(spec: dict, device: torch.device | str,
+                   loaded: Mapping[Path, tuple[nn.Module, dict]] | None = None) -> NetworkExtractor:
     """Build an extractor from ``{kind: facenet | inception | model, path: …, name?: …,
     input_scaling?: standard | ppa}`` (``input_scaling``: facenet and inception only).
 
-    ``model`` is an lsmia model file (``lsmia.models.load_model``). The extractor's name is
+    ``model`` is an lsmia model file (``lsmia.models.load_model``), or the ``(model, metadata)`` that
+    ``loaded`` holds for its path (a file the caller has loaded already). The extractor's name is
     ``<name or kind>[+ppa]@<first 12 hex digits of the file's SHA-256>``, so embeddings cached with
     other weights or another input scaling are recognised as stale."""
     if not isinstance(spec, dict) or "kind" not in spec or "path" not in spec:
@@ -170,7 +172,7 @@ def load_extractor(spec: dict, device: torch.device | str) -> NetworkExtractor:
 
         if not path.is_file():
             raise FileNotFoundError(f"{path}: model file of the extractor not found")
-        model, meta = load_model(path, torch.device(device))
+        model, meta = (loaded or {}).get(path) or load_model(path, torch.device(device))
         if "input_size" not in meta:
             raise KeyError(f"{path}: model metadata has no 'input_size'")
         extractor = model_penultimate(model.to(device), meta["input_size"], _name("model", path))
