@@ -16,7 +16,8 @@ compilation falls in the untimed warm-up steps), the training throughput of ResN
 and an estimate of the paper DAG's GPU hours from those figures, with the job counts taken from
 the paper config. Writes `gpu.json` and `gpu.md` (a block
 for docs/benchmarks.md) to `--out`. Without a usable GPU it refuses in one line (exit status 2).
-About 3-5 minutes on one recent GPU, most of it the custom ops' first compilation.
+About 3-5 minutes on one recent GPU, most of it the custom ops' first compilation, plus the two
+compilations of the target for the compiled rows (not yet timed on a GPU).
 """
 
 from __future__ import annotations
