@@ -1,4 +1,5 @@
-"""PPA optimisation stage: progress, logs, determinism, resume after SIGKILL, SIGTERM handling."""
+"""PPA optimisation stage: progress, logs, determinism, resume after SIGKILL, SIGTERM handling,
+a compiled target."""
 
 import os
 import signal
@@ -68,6 +69,20 @@ def start_subprocess(tmp_path):
             pytest.fail(f"optimisation subprocess never saved a batch: {process.stderr.read()}")
         time.sleep(0.005)
     return process, state
+
+
+def sigterm_in_batch(monkeypatch, number):
+    """SIGTERM to this process as ``run_optimise``'s batch ``number`` starts."""
+    from lsmia.attacks import optimise
+
+    run_batch = optimise._optimise_batch
+
+    def terminate_then_run(*args, **kwargs):
+        if kwargs["batch_seed"] == 7 * 1_000_003 + number:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return run_batch(*args, **kwargs)
+
+    monkeypatch.setattr(optimise, "_optimise_batch", terminate_then_run)
 
 
 def saved_batches(state):
@@ -204,7 +219,6 @@ def test_non_finite_loss_stops_the_stage_naming_class_and_iteration(tmp_path):
 
 def test_state_writes_are_amortised_but_sigterm_still_saves(tmp_path, monkeypatch):
     from lsmia import resumable
-    from lsmia.attacks import optimise
 
     writes = []
     real_save = resumable.torch_save
@@ -221,14 +235,7 @@ def test_state_writes_are_amortised_but_sigterm_still_saves(tmp_path, monkeypatc
                                   pd.read_csv(tmp_path / "once.csv"))
 
     writes.clear()
-    run_batch = optimise._optimise_batch
-
-    def terminate_in_third_batch(*args, **kwargs):
-        if kwargs["batch_seed"] == 7 * 1_000_003 + 2:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return run_batch(*args, **kwargs)
-
-    monkeypatch.setattr(optimise, "_optimise_batch", terminate_in_third_batch)
+    sigterm_in_batch(monkeypatch, 2)
     with pytest.raises(Preempted, match="2 of 4 batches saved"):
         run_optimise(tmp_path / "term.pt", tmp_path / "term.csv", iterations=2,
                      checkpoint_seconds=3600)
@@ -254,14 +261,7 @@ def test_compiled_target_matches_eager_and_shares_its_resume_state(tmp_path, mon
                     for name in ("eager.pt", "compiled.pt")]
     assert fingerprints[0] == fingerprints[1]
 
-    run_batch = optimise._optimise_batch
-
-    def terminate_in_second_batch(*args, **kwargs):
-        if kwargs["batch_seed"] == 7 * 1_000_003 + 1:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return run_batch(*args, **kwargs)
-
-    monkeypatch.setattr(optimise, "_optimise_batch", terminate_in_second_batch)
+    sigterm_in_batch(monkeypatch, 1)
     with pytest.raises(Preempted, match="1 of 3 batches saved"):
         run_optimise(tmp_path / "resumed.pt", tmp_path / "resumed.csv", **run)
     monkeypatch.undo()
