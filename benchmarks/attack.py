@@ -13,14 +13,20 @@ the NVlabs pickles are (``G``, ``D``, ``G_ema``) and loaded through lsmia's ``St
   loss/confidence/gradient-cosine traces, fingerprint, state file and trace CSV, the final
   flip-averaged confidence of the final w).
 
-Throughput is samples × iterations per second of the whole call; each run alternates the two.
-Each run's seconds are printed as it ends (a slow machine shows progress), then the table. With
-``--profile`` the script first times the parts of one iteration (generator forward + backward to
-w, target forward + backward with and without weight gradients, the stage's final pass) to show
-where the time goes.
+* **optimise_stage, compiled target** (``--compile-target``): the same stage with
+  ``compile_target=True`` (``torch.compile`` of the frozen target, static shapes; the generator
+  and the plain loop stay eager), as ``attack.optimise.compile_target: true`` runs it.
+
+Throughput is samples × iterations per second of the whole call; each run alternates the
+variants. The untimed warm-up pair (``--warmup``) is printed too: with ``--compile-target`` its
+compiled stage carries the compilation (once per shape and process, as in a job; inductor's cache
+on disk shortens it in later processes). Each run's seconds are printed as it ends (a slow machine
+shows progress), then the table. With ``--profile`` the script first times the parts of one
+iteration (generator forward + backward to w, target forward + backward with and without weight
+gradients, the stage's final pass) to show where the time goes.
 
     .venv/bin/python benchmarks/attack.py [--archs resnet18 resnet152] [--repeats 3] [--size 128]
-        [--warmup 1] [--profile | --profile-only]
+        [--warmup 1] [--compile-target] [--profile | --profile-only]
 """
 
 from __future__ import annotations
@@ -84,22 +90,32 @@ def plain_ppa_loop(generator, target: nn.Module, w_start, targets, *, iterations
     return w.detach()
 
 
-def time_pair(generator, target, samples, iterations, input_size, device, folder):
-    """Seconds of (plain loop, optimise_stage) on the same start latents."""
+def time_run(generator, target, samples, iterations, input_size, device, folder,
+             compile_target=False) -> tuple[float, ...]:
+    """Seconds of the plain loop, optimise_stage and (``compile_target``) optimise_stage with a
+    compiled target, one after the other on the same start latents."""
     w = generator.sample_w(samples, seed=0, psi=0.5, cutoff=8)[:, 0].to(device)
     targets = torch.arange(samples, device=device) % 10
     sample_out = {"w": w.cpu().reshape(1, samples, -1), "classes": torch.tensor([0])}
     start = time.perf_counter()
     plain_ppa_loop(generator, target, w, targets, iterations=iterations, input_size=input_size,
                    seed=0)
-    plain = time.perf_counter() - start
-    for stale in folder.glob("state*"):
-        stale.unlink()
-    start = time.perf_counter()
-    optimise_stage(generator, target, sample_out, iterations=iterations, input_size=input_size,
-                   batch_size=samples, seed=0, device=device, state_path=folder / "state.pt",
-                   log_csv=folder / "log.csv", **SETTINGS)
-    return plain, time.perf_counter() - start
+    seconds = [time.perf_counter() - start]
+    for compiled in (False, True)[: 1 + compile_target]:
+        for stale in folder.glob("state*"):
+            stale.unlink()
+        start = time.perf_counter()
+        optimise_stage(generator, target, sample_out, iterations=iterations,
+                       input_size=input_size, batch_size=samples, seed=0, device=device,
+                       state_path=folder / "state.pt", log_csv=folder / "log.csv",
+                       compile_target=compiled, **SETTINGS)
+        seconds.append(time.perf_counter() - start)
+    return tuple(seconds)
+
+
+def describe(seconds: tuple[float, ...]) -> str:
+    names = ("plain", "stage", "stage compiled")
+    return ", ".join(f"{name} {value:.2f} s" for name, value in zip(names, seconds))
 
 
 def profile_iteration(generator, target, samples, input_size, device, repeats):
@@ -155,6 +171,8 @@ def main():
                         help="the generator's resolution (px)")
     parser.add_argument("--warmup", type=int, default=1,
                         help="iterations of an untimed first pair per target (0: none)")
+    parser.add_argument("--compile-target", action="store_true",
+                        help="also time optimise_stage with compile_target=True in every run")
     parser.add_argument("--profile", action="store_true",
                         help="first time the parts of one iteration per target")
     parser.add_argument("--profile-only", action="store_true",
@@ -174,14 +192,17 @@ def main():
                 print(f"{name} profile: {profiles[-1][1]}", file=sys.stderr, flush=True)
             if args.profile_only:
                 continue
+            timing = (generator, target, args.samples)
             if args.warmup:
-                time_pair(generator, target, args.samples, args.warmup, 224, device, folder)
+                warm = time_run(*timing, args.warmup, 224, device, folder, args.compile_target)
+                print(f"{name} warm-up ({args.warmup} iterations): {describe(warm)}",
+                      file=sys.stderr, flush=True)
             runs = []
             for run in range(args.repeats):
-                runs.append(time_pair(generator, target, args.samples, args.iterations, 224,
-                                      device, folder))
-                print(f"{name} run {run + 1}: plain {runs[-1][0]:.2f} s, stage {runs[-1][1]:.2f} s,"
-                      f" load {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
+                runs.append(time_run(*timing, args.iterations, 224, device, folder,
+                                     args.compile_target))
+                print(f"{name} run {run + 1}: {describe(runs[-1])}, load "
+                      f"{os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
             rows.append((name, runs))
     load = os.getloadavg()
     work = "one iteration" if args.profile_only else f"{args.iterations} iterations"
@@ -197,15 +218,26 @@ def main():
         print()
     if args.profile_only:
         return
+    print_table(rows, args.samples * args.iterations, args.compile_target)
+
+
+def print_table(rows, work: int, compile_target: bool) -> None:
+    """Seconds (min/median/max) and images·iterations/s of each variant; the stage's speed-up
+    over the plain loop from the medians, the compiled target's from each run's pair."""
+    compiled_head = (" optimise_stage, compiled target s (min/median/max) | compiled img/s | "
+                     "stage s / compiled s, per run (min/median/max) |") if compile_target else ""
     print("| target | plain loop s (min/median/max) | optimise_stage s (min/median/max) | "
-          "plain img/s | stage img/s | stage / plain |")
-    print("|---|---|---|---:|---:|---:|")
-    work = args.samples * args.iterations
+          f"plain img/s | stage img/s | stage / plain |{compiled_head}")
+    print("|---|---|---|---:|---:|---:|" + ("---|---:|---:|" if compile_target else ""))
     for name, runs in rows:
-        plain, stage = ([run[i] for run in runs] for i in (0, 1))
-        plain_rate, stage_rate = work / statistics.median(plain), work / statistics.median(stage)
-        print(f"| {name} | {spread(plain)} | {spread(stage)} | {plain_rate:.2f} | "
-              f"{stage_rate:.2f} | {stage_rate / plain_rate:.2f}× |")
+        columns = [[run[i] for run in runs] for i in range(len(runs[0]))]
+        rates = [work / statistics.median(seconds) for seconds in columns]
+        line = (f"| {name} | {spread(columns[0])} | {spread(columns[1])} | {rates[0]:.2f} | "
+                f"{rates[1]:.2f} | {rates[1] / rates[0]:.2f}× |")
+        if compile_target:
+            paired = [stage / compiled for stage, compiled in zip(columns[1], columns[2])]
+            line += f" {spread(columns[2])} | {rates[2]:.2f} | {spread(paired)} |"
+        print(line)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,14 @@ ResNet-152 at 224 px and Inception-v3 at 299 px (through lsmia's model factory),
 weights. It reports whether StyleGAN2's custom CUDA ops compiled (they need `ninja`, a pinned
 requirement), the attack's optimisation throughput (images·iterations/s: synthesis → centre crop
 → resize → random resized crop → ResNet-152 → Poincaré loss → backward → Adam) with the target in
-fp32 and in bf16 (the generator always in fp32), each with and without channels-last, the
-training throughput of ResNet-152 and Inception-v3 at batch 128, the peak GPU memory of each,
+fp32 and in bf16 (the generator always in fp32), each with and without channels-last, and both
+channels-last again with the target compiled as `attack.optimise.compile_target` does it (its
+compilation falls in the untimed warm-up steps), the training throughput of ResNet-152 and Inception-v3 at batch 128, the peak GPU memory of each,
 and an estimate of the paper DAG's GPU hours from those figures, with the job counts taken from
 the paper config. Writes `gpu.json` and `gpu.md` (a block
 for docs/benchmarks.md) to `--out`. Without a usable GPU it refuses in one line (exit status 2).
-About 3-5 minutes on one recent GPU, most of it the custom ops' first compilation.
+About 3-5 minutes on one recent GPU, most of it the custom ops' first compilation, plus the two
+compilations of the target for the compiled rows (not yet timed on a GPU).
 """
 
 from __future__ import annotations
@@ -57,6 +59,10 @@ SIZES = {
         "attack_batch": 2, "attack_steps": 1, "train_batch": 2, "train_steps": 1, "classes": 10,
     },
 }
+# (precision, channels-last, compiled target) of the attack rows: channels-last is what the
+# workflow uses on CUDA; the compiled rows are `attack.optimise.compile_target: true`.
+ATTACK_VARIANTS = (("fp32", False, False), ("fp32", True, False), ("bf16", False, False),
+                   ("bf16", True, False), ("fp32", True, True), ("bf16", True, True))
 # Forward+backward GFLOPs per image at the input sizes the paper uses (torchvision's model cards),
 # to scale the measured ResNet-152 throughput to architectures that are not measured.
 GFLOPS = {"tv:resnet152": 11.51, "tv:resnet50": 4.09, "tv:resnext50_32x4d": 4.23,
@@ -77,8 +83,8 @@ def main(argv=None) -> int:
               "sizes": "tiny" if args.tiny else "paper", "checkout": str(checkout)}
     with tempfile.TemporaryDirectory() as tmp:
         prior, report["custom_ops"] = load_prior(checkout, sizes["generator"], Path(tmp), device)
-        report["attack"] = [attack_throughput(prior, sizes, precision, channels_last, device)
-                            for precision in ("fp32", "bf16") for channels_last in (False, True)]
+        report["attack"] = [attack_throughput(prior, sizes, precision, layout, compiled, device)
+                            for precision, layout, compiled in ATTACK_VARIANTS]
         del prior
     report["training"] = [training_throughput(model, size, sizes, precision, device)
                           for model, size in (sizes["target"], sizes["evaluation"])
@@ -168,9 +174,11 @@ def load_prior(checkout: Path, spec: dict, tmp: Path, device: torch.device):
 
 
 def attack_throughput(prior, sizes: dict, precision: str, channels_last: bool,
-                      device: torch.device) -> dict:
-    """Images·iterations/s of the attack's optimisation step and its peak GPU memory."""
+                      compile_target: bool, device: torch.device) -> dict:
+    """Images·iterations/s of the attack's optimisation step and its peak GPU memory; with
+    ``compile_target`` the target goes through the stage's own ``compiled_target``."""
     from lsmia.attacks import poincare_loss
+    from lsmia.attacks.optimise import compiled_target
     from lsmia.attacks.views import PAPER_CROP_FRACTION, target_view
     from lsmia.data import augment
     from lsmia.models import create_model
@@ -180,6 +188,8 @@ def attack_throughput(prior, sizes: dict, precision: str, channels_last: bool,
     target = create_model(arch, sizes["classes"]).to(device).eval().requires_grad_(False)
     if channels_last:
         target = target.to(memory_format=torch.channels_last)
+    if compile_target:
+        target = compiled_target(target)
     w = prior.sample_w(batch, seed=0, psi=0.5, cutoff=8)[:, 0].clone().requires_grad_(True)
     optimiser = torch.optim.Adam([w], lr=0.005, betas=(0.1, 0.1))
     labels = torch.arange(batch, device=device) % sizes["classes"]
@@ -201,7 +211,8 @@ def attack_throughput(prior, sizes: dict, precision: str, channels_last: bool,
         optimiser.step()
 
     seconds, peak = timed(step, steps, device)
-    return {"precision": precision, "channels_last": channels_last, "batch": batch,
+    return {"precision": precision, "channels_last": channels_last,
+            "compiled_target": compile_target, "batch": batch,
             "images_iterations_per_s": round(batch * steps / seconds, 2),
             "peak_gpu_memory_gib": peak}
 
@@ -316,9 +327,10 @@ class Estimate:
 
     def __init__(self, config: dict, report: dict, precision: str, channels_last: bool):
         self.config = config
-        self.attack_rate = next(row["images_iterations_per_s"] for row in report["attack"]
-                                if (row["precision"], row["channels_last"]) == (precision,
-                                                                                channels_last))
+        self.attack_rate = next(
+            row["images_iterations_per_s"] for row in report["attack"]
+            if (row["precision"], row["channels_last"], row["compiled_target"])
+            == (precision, channels_last, False))
         self.train = {row["model"]: row["images_per_s"] for row in report["training"]
                       if row["precision"] == precision}
         self.measured = next(iter(self.train))
@@ -413,6 +425,7 @@ def markdown(report: dict) -> str:
              "|---|---|---|"]
     for row in report["attack"]:
         layout = "channels-last" if row["channels_last"] else "contiguous"
+        layout += ", compiled target" if row["compiled_target"] else ""
         lines.append(f"| {row['precision']}, {layout}, batch {row['batch']} | "
                      f"{row['images_iterations_per_s']} | {row['peak_gpu_memory_gib'] or '–'} |")
     lines += ["", "| training | images/s | peak GPU memory (GiB) |", "|---|---|---|"]

@@ -1,4 +1,5 @@
-"""PPA optimisation stage: progress, logs, determinism, resume after SIGKILL, SIGTERM handling."""
+"""PPA optimisation stage: progress, logs, determinism, resume after SIGKILL, SIGTERM handling,
+a compiled target."""
 
 import os
 import signal
@@ -28,7 +29,8 @@ def tiny_target(num_classes=4):
     )
 
 
-def run_optimise(state_path, log_csv, iterations=8, lr=0.05, checkpoint_seconds=0):
+def run_optimise(state_path, log_csv, iterations=8, lr=0.05, checkpoint_seconds=0,
+                 batch_size=BATCH, compile_target=False):
     """The same small attack every time (also run in a subprocess by the kill tests); the state is
     saved after every batch unless ``checkpoint_seconds`` says otherwise."""
     torch.set_num_threads(1)
@@ -39,8 +41,8 @@ def run_optimise(state_path, log_csv, iterations=8, lr=0.05, checkpoint_seconds=
     return optimise_stage(
         prior, tiny_target(), sample_out, iterations=iterations, lr=lr, betas=(0.1, 0.1),
         crop_scale=(0.9, 1.0), crop_fraction=PAPER_CROP_FRACTION, input_size=24,
-        batch_size=BATCH, seed=7, device=CPU, state_path=state_path, log_csv=log_csv,
-        checkpoint_seconds=checkpoint_seconds,
+        batch_size=batch_size, seed=7, device=CPU, state_path=state_path, log_csv=log_csv,
+        checkpoint_seconds=checkpoint_seconds, compile_target=compile_target,
     )
 
 
@@ -67,6 +69,20 @@ def start_subprocess(tmp_path):
             pytest.fail(f"optimisation subprocess never saved a batch: {process.stderr.read()}")
         time.sleep(0.005)
     return process, state
+
+
+def sigterm_in_batch(monkeypatch, number):
+    """SIGTERM to this process as ``run_optimise``'s batch ``number`` starts."""
+    from lsmia.attacks import optimise
+
+    run_batch = optimise._optimise_batch
+
+    def terminate_then_run(*args, **kwargs):
+        if kwargs["batch_seed"] == 7 * 1_000_003 + number:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return run_batch(*args, **kwargs)
+
+    monkeypatch.setattr(optimise, "_optimise_batch", terminate_then_run)
 
 
 def saved_batches(state):
@@ -203,7 +219,6 @@ def test_non_finite_loss_stops_the_stage_naming_class_and_iteration(tmp_path):
 
 def test_state_writes_are_amortised_but_sigterm_still_saves(tmp_path, monkeypatch):
     from lsmia import resumable
-    from lsmia.attacks import optimise
 
     writes = []
     real_save = resumable.torch_save
@@ -220,15 +235,39 @@ def test_state_writes_are_amortised_but_sigterm_still_saves(tmp_path, monkeypatc
                                   pd.read_csv(tmp_path / "once.csv"))
 
     writes.clear()
-    run_batch = optimise._optimise_batch
-
-    def terminate_in_third_batch(*args, **kwargs):
-        if kwargs["batch_seed"] == 7 * 1_000_003 + 2:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return run_batch(*args, **kwargs)
-
-    monkeypatch.setattr(optimise, "_optimise_batch", terminate_in_third_batch)
+    sigterm_in_batch(monkeypatch, 2)
     with pytest.raises(Preempted, match="2 of 4 batches saved"):
         run_optimise(tmp_path / "term.pt", tmp_path / "term.csv", iterations=2,
                      checkpoint_seconds=3600)
     assert writes == [2] and saved_batches(tmp_path / "term.pt") == 2
+
+
+def test_compiled_target_matches_eager_and_shares_its_resume_state(tmp_path, monkeypatch):
+    """``compile_target`` changes speed, not results: the outputs equal the eager target's up to
+    float rounding, the state's fingerprint is the same, and a run preempted with the eager
+    target resumes with the compiled one (its saved batch kept, the rest as a compiled run's)."""
+    from lsmia.attacks import optimise
+
+    run = dict(iterations=3, batch_size=3)  # batches of 3, 3 and 2: every shape the target sees
+    eager = run_optimise(tmp_path / "eager.pt", tmp_path / "eager.csv", **run)
+    compiled = run_optimise(tmp_path / "compiled.pt", tmp_path / "compiled.csv",
+                            compile_target=True, **run)
+    assert compiled.keys() == eager.keys()
+    for key in eager:
+        torch.testing.assert_close(compiled[key], eager[key], rtol=1e-4, atol=1e-5,
+                                   equal_nan=True)
+    assert not torch.equal(compiled["w"], eager["w"]), "the target was not compiled"
+    fingerprints = [torch.load(tmp_path / name, weights_only=True)["fingerprint"]
+                    for name in ("eager.pt", "compiled.pt")]
+    assert fingerprints[0] == fingerprints[1]
+
+    sigterm_in_batch(monkeypatch, 1)
+    with pytest.raises(Preempted, match="1 of 3 batches saved"):
+        run_optimise(tmp_path / "resumed.pt", tmp_path / "resumed.csv", **run)
+    monkeypatch.undo()
+    resumed = run_optimise(tmp_path / "resumed.pt", tmp_path / "resumed.csv",
+                           compile_target=True, **run)
+    for key in ("w", "confidence", *optimise.TRACES):
+        rows = [out[key].flatten(0, 1) for out in (resumed, eager, compiled)]
+        torch.testing.assert_close(rows[0][:3], rows[1][:3], rtol=0, atol=0, equal_nan=True)
+        torch.testing.assert_close(rows[0][3:], rows[2][3:], rtol=0, atol=0, equal_nan=True)

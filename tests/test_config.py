@@ -78,6 +78,7 @@ def _edit(config: dict, path: str, value) -> dict:
         ("artefacts/sample_grid/classes", 20, "'artefacts.sample_grid.classes' (dataset synth): needs 20 identities"),
         ("attack/classes", 2, "'artefacts.sample_grid.classes': 4 exceeds 'attack.classes' = 2"),
         ("attack/select/final_per_class", 3, "'attack.select.final_per_class' (dataset synth): 3 images per class leave no k=3"),
+        ("attack/optimise/compile_target", "yes", "'attack.optimise.compile_target': 'yes' is not of type 'boolean'"),
     ],
 )
 def test_bad_config_names_key_and_allowed_values(demo, path, value, expected):
@@ -134,6 +135,7 @@ OPTIONAL_KEYS = {  # key: the schema's default
     "training/precision": "fp32", "training/aux_loss_weight": 1.0, "attack/classes": "all",
     "attack/seed": 42, "attack/precision": "fp32", "attack/sample/clamp": True,
     "attack/sample/latent_draw": "numpy", "attack/optimise/crop_per": "batch",
+    "attack/optimise/compile_target": False,
     "artefacts/sample_grid/classes": 4, "artefacts/sample_grid/images": 3,
 }
 
@@ -285,6 +287,18 @@ def test_eval_batch_size_stays_out_of_recipe_params_and_comes_back_from_the_conf
     assert recipe_with_runtime_settings({}, config, "eval-celeba")["eval_batch_size"] == 17
     implicit = recipe_with_runtime_settings({}, config, "not-a-recipe")  # e.g. an implicit public
     assert implicit["eval_batch_size"] == config["training"]["eval_batch_size"] == 256
+
+
+def test_attack_runtime_keys_stay_out_of_params_and_come_back_from_the_config(paper):
+    config = validate_config(_edit(paper, "datasets/celeba/attack/optimise/compile_target", True))
+    for dataset, compiled in (("facescrub", False), ("celeba", True)):
+        params = without_runtime_settings(attack_settings(config, dataset))
+        assert "compile_target" not in params["optimise"] and "iterations" in params["optimise"]
+        assert "batch_size" not in params["sample"] and "batch_size" not in params["select"]
+        assert params == without_runtime_settings(attack_settings(validate_config(paper), dataset))
+        job = with_runtime_settings(params, config, dataset)
+        assert job == attack_settings(config, dataset)
+        assert job["optimise"]["compile_target"] is compiled
 
 
 def test_defaults_are_filled_only_in_the_form_a_value_takes():

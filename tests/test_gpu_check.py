@@ -39,8 +39,10 @@ def test_tiny_run_on_cpu_writes_json_and_markdown(tmp_path):
     report = json.loads((tmp_path / "gpu.json").read_text())
     assert report["device"] == "cpu" and report["custom_ops"]["compiled"] is None
     assert report["custom_ops"]["num_ws"] == 10
-    assert [(r["precision"], r["channels_last"]) for r in report["attack"]] == [
-        ("fp32", False), ("fp32", True), ("bf16", False), ("bf16", True)]
+    assert [(r["precision"], r["channels_last"], r["compiled_target"])
+            for r in report["attack"]] == [
+        ("fp32", False, False), ("fp32", True, False), ("bf16", False, False),
+        ("bf16", True, False), ("fp32", True, True), ("bf16", True, True)]
     assert all(r["images_iterations_per_s"] > 0 for r in report["attack"] + report["training"]
                if "images_iterations_per_s" in r)
     assert {r["model"] for r in report["training"]} == {"tv:resnet18", "tv:inception_v3"}
@@ -49,6 +51,7 @@ def test_tiny_run_on_cpu_writes_json_and_markdown(tmp_path):
     assert hours["total"] == pytest.approx(stages, abs=0.5)
     block = (tmp_path / "gpu.md").read_text()
     assert "| fp32, contiguous, batch 2 |" in block and "Estimated GPU hours" in block
+    assert "| bf16, channels-last, compiled target, batch 2 |" in block
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 from fake_raw import make_fake_celeba, make_fake_facescrub
 from workflow_helpers import REPO, mini_demo_config, snakemake, write_config
@@ -131,6 +132,12 @@ def test_mini_demo_builds_every_artefact_with_provenance(mini_demo):
     assert record["seed"] == 42
     assert record["versions"]["torch"] and re.fullmatch(r"[0-9a-f]{40}(\+dirty)?|unknown", record["git_commit"])
 
+    attacks = workdir / "results/mini/attacks/synth/tiny_resnet"
+    optimised = torch.load(attacks / "ls0.1/ls0.1/optimise.pt", weights_only=True)
+    settings = optimised["info"]["settings"]  # with the runtime keys the job ran with
+    assert settings["optimise"]["compile_target"] is False
+    assert settings["select"]["batch_size"] == mini_demo_config()["attack"]["select"]["batch_size"]
+
 
 def report_script_json(html: str, script_id: str, variable: str):
     """The JSON value a Snakemake report assigns in ``<script id=...>var <variable> = ...;``."""
@@ -164,8 +171,8 @@ def test_mini_demo_report_shows_tables_inline_and_claims_on_the_front_page(mini_
 
 @pytest.mark.slow
 def test_mini_demo_speed_settings_rerun_nothing(mini_demo):
-    """Batch sizes and the device are not params: changing them after an out-of-memory error
-    reruns no finished job; a setting that changes results does."""
+    """Batch sizes, the device and compiling the target are not params: changing them (e.g. after
+    an out-of-memory error) reruns no finished job; a setting that changes results does."""
     workdir, configfile = mini_demo
     config = yaml.safe_load(configfile.read_text())
     config["device"] = "cpu"
@@ -173,6 +180,7 @@ def test_mini_demo_speed_settings_rerun_nothing(mini_demo):
     config["training"]["eval_batch_size"] = 7
     for stage in ("sample", "select"):
         config["attack"][stage]["batch_size"] = 5
+    config["attack"]["optimise"]["compile_target"] = True
     smaller = snakemake(workdir, write_config(config, workdir / "smaller.yaml"), "-n", "--cores", "2", "all")
     assert smaller.returncode == 0, smaller.stderr[-3000:]
     assert "Nothing to be done" in smaller.stdout + smaller.stderr, (smaller.stdout + smaller.stderr)[-3000:]

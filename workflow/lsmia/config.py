@@ -159,10 +159,12 @@ def _identity_problems(config: dict) -> list[str]:
     return problems
 
 
-#: Attack settings that change only speed and memory, never results: rules leave them out of
-#: ``params:`` (Snakemake reruns a job whose params changed), jobs take them from the config.
+#: Attack settings that change only speed and memory, never results (beyond float rounding):
+#: rules leave them out of ``params:`` (Snakemake reruns a job whose params changed), jobs take
+#: them from the config, and the optimisation's resume fingerprint leaves them out.
 #: ``optimise.batch_size`` is not among them: it sets the loss average Adam sees and the random crops.
-ATTACK_RUNTIME_KEYS = (("sample", "batch_size"), ("select", "batch_size"))
+ATTACK_RUNTIME_KEYS = (("sample", "batch_size"), ("optimise", "compile_target"),
+                       ("select", "batch_size"))
 
 
 def without_runtime_settings(attack: dict) -> dict:

@@ -75,6 +75,8 @@ def _setup(target_path, generator_spec, device):
 
 
 def _save(result: dict, path, attack: dict, meta: dict, stage: str) -> None:
+    """``result`` with ``info``: the stage, the target's recipe, the attack settings the job ran
+    with (runtime keys included: batch sizes, ``optimise.compile_target``) and provenance."""
     result = dict(result)
     result["info"] = {"stage": stage, "target_recipe": meta.get("recipe"), "settings": attack,
                       "provenance": provenance(seed=attack["seed"])}
@@ -126,6 +128,7 @@ def optimise_job(*, target, sample, attack: dict, out, gradients_csv, state, log
         crop_fraction=attack["sample"]["crop_fraction"], input_size=meta["input_size"],
         batch_size=settings["batch_size"], seed=attack["seed"], device=device, state_path=state,
         log_csv=log_csv, precision=attack["precision"], crop_per=settings["crop_per"],
+        compile_target=settings["compile_target"],
     )
     _save(result, out, attack, meta, "optimise")
     write_gradient_log(log_csv, gradients_csv)
