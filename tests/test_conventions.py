@@ -200,6 +200,21 @@ def test_profile_loads_where_lsmia_is_not_installed():
     assert "attack_optimise" in json.loads(run.stdout)["set-resources"]
 
 
+def test_workflow_imports_its_own_lsmia_before_any_other(tmp_path):
+    """The Snakefile puts workflow/ first on sys.path before its first lsmia import, so another
+    lsmia on the path (an older checkout's editable install, say) is never used, also with the
+    default config (no --configfile), which the Snakefile reads before it includes the rules."""
+    decoy = tmp_path / "decoy" / "lsmia"
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text("raise ImportError('the decoy lsmia was imported')\n")
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory",
+               str(tmp_path / "run"), "-n", "--cores", "1", "all"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(decoy.parent)})
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    assert "decoy" not in run.stdout + run.stderr and "train_target" in run.stdout
+
+
 THREAD_KINDS = {
     "prepare_synthetic": "prepare_synthetic", "prepare_facescrub": "prepare_raw",
     "prepare_celeba": "prepare_raw", "pretrain_public": "train", "train_target": "train",

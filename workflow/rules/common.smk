@@ -1,15 +1,8 @@
 # Configuration, validation, wildcard constraints and path helpers shared by every rule file.
 import os
-import sys
 
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
-
-# The workflow's own library (workflow/lsmia) is what its rules import: here, and in every job,
-# also in a conda environment (--sdm conda) that does not install this repository.
-LIBRARY = os.path.join(workflow.basedir, "workflow")
-sys.path.insert(0, LIBRARY)
-os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [LIBRARY, os.getenv("PYTHONPATH")])))
 
 from lsmia.cluster import job_threads, max_runtime, wall_time
 from lsmia.config import (
