@@ -1,6 +1,7 @@
 """Snakemake conventions a user meets first: which config is read, planning without data."""
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -329,3 +330,15 @@ def test_licence_and_citation():
     assert [a["family-names"] for a in paper["authors"]] == ["Struppek", "Hintersdorf", "Kersting"]
     assert paper["year"] == 2024 and "ICLR" in paper["conference"]["name"]
     assert paper["url"] == "https://arxiv.org/abs/2310.06549"
+
+
+def test_no_library_function_is_over_60_lines():
+    """Short functions in the library (workflow/lsmia), docstrings included."""
+    long = []
+    for path in sorted((REPO / "workflow" / "lsmia").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 60:
+                    long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name} ({lines} lines)")
+    assert not long, long

@@ -58,9 +58,8 @@ def optimise_stage(generator: Generator, target: nn.Module, sample_out: dict, *,
     and the batch number; one box per step for the whole batch with ``crop_per="batch"``, as the
     authors' transform of the 4-D batch, or one per image with ``"image"``) → target → Poincaré
     loss towards the sample's class. ``precision``: see ``lsmia.runtime.autocast``.
-    ``compile_target``: run the target through ``torch.compile`` (see :func:`compiled_target`);
-    speed only, so it is not part of the resume fingerprint (a state saved with either setting
-    resumes with the other); results agree with the eager target up to float rounding.
+    ``compile_target``: :func:`compiled_target` (speed only: outside the resume fingerprint, a
+    state saved with either setting resumes with the other; equal to eager up to float rounding).
 
     Returns (CPU tensors) ``w`` ``C×k×w_dim``, ``classes``, ``confidence`` ``C×k`` (final target
     softmax for the class, averaged with the mirror image, no random crop) and per-sample traces
@@ -100,8 +99,13 @@ def optimise_stage(generator: Generator, target: nn.Module, sample_out: dict, *,
                 batch_seed=seed * 1_000_003 + number, device=device, stop=stop.is_set,
                 state_note=f"{len(state.finished)} of {len(starts)} batches saved in {state_path}",
             ))
-    merged = {key: torch.cat([batch[key] for batch in state.finished]) for key in state.finished[0]}
-    shape = (num_classes, per_class)
+    return _stage_result(state.finished, classes, (num_classes, per_class), iterations)
+
+
+def _stage_result(batches: list[dict], classes: torch.Tensor, shape: tuple[int, int],
+                  iterations: int) -> dict[str, torch.Tensor]:
+    """The finished batches' latents, confidences and traces, back in ``C×k`` order."""
+    merged = {key: torch.cat([batch[key] for batch in batches]) for key in batches[0]}
     return {
         "w": merged["w"].reshape(*shape, -1),
         "classes": classes,
