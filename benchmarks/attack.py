@@ -101,7 +101,7 @@ def time_run(generator, target, samples, iterations, input_size, device, folder,
     plain_ppa_loop(generator, target, w, targets, iterations=iterations, input_size=input_size,
                    seed=0)
     seconds = [time.perf_counter() - start]
-    for compiled in (False, True)[: 1 + compile_target]:
+    for compiled in (False, True) if compile_target else (False,):
         for stale in folder.glob("state*"):
             stale.unlink()
         start = time.perf_counter()

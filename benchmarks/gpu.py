@@ -12,9 +12,9 @@ requirement), the attack's optimisation throughput (images·iterations/s: synthe
 → resize → random resized crop → ResNet-152 → Poincaré loss → backward → Adam) with the target in
 fp32 and in bf16 (the generator always in fp32), each with and without channels-last, and both
 channels-last again with the target compiled as `attack.optimise.compile_target` does it (its
-compilation falls in the untimed warm-up steps), the training throughput of ResNet-152 and Inception-v3 at batch 128, the peak GPU memory of each,
-and an estimate of the paper DAG's GPU hours from those figures, with the job counts taken from
-the paper config. Writes `gpu.json` and `gpu.md` (a block
+compilation falls in the untimed warm-up steps), the training throughput of ResNet-152 and
+Inception-v3 at batch 128, the peak GPU memory of each, and an estimate of the paper DAG's GPU
+hours from those figures, with the job counts taken from the paper config. Writes `gpu.json` and `gpu.md` (a block
 for docs/benchmarks.md) to `--out`. Without a usable GPU it refuses in one line (exit status 2).
 About 3-5 minutes on one recent GPU, most of it the custom ops' first compilation, plus the two
 compilations of the target for the compiled rows (not yet timed on a GPU).
@@ -349,8 +349,10 @@ class Estimate:
         return DEFAULT_IMAGES.get(self.config["datasets"][dataset]["source"], 30_000)
 
     def classes(self, dataset: str) -> int:
-        spec = self.config["datasets"][dataset]
-        return {"facescrub": 530, "celeba": spec.get("identities", 1000)}.get(spec["source"], 100)
+        from lsmia.config import entry_with_defaults
+
+        spec = entry_with_defaults("dataset", self.config["datasets"][dataset])
+        return {"facescrub": 530, "celeba": spec.get("identities")}.get(spec["source"], 100)
 
     def training(self, dataset: str, arch: str, recipe_name: str) -> float:
         from lsmia.config import resolve_recipe

@@ -79,15 +79,12 @@ def networks(device: torch.device, shape: dict):
     return extractors, extractors["eval"].network
 
 
-def timed(function, repeats: int, clock) -> list[float]:
-    """Seconds of each of ``repeats`` calls, after one warm-up call."""
+def timed(function, clock) -> float:
+    """Seconds of one call, after one warm-up call."""
     function()
-    seconds = []
-    for _ in range(repeats):
-        started = clock()
-        function()
-        seconds.append(clock() - started)
-    return seconds
+    started = clock()
+    function()
+    return clock() - started
 
 
 def run(device: torch.device, shape: dict, repeats: int, clock) -> dict[str, list[float]]:
@@ -121,9 +118,9 @@ def run(device: torch.device, shape: dict, repeats: int, clock) -> dict[str, lis
         # interleaved, so that a change of load touches all three alike
         build, with_cache, without = [], [], []
         for _ in range(repeats):
-            build += timed(build_cache, 1, clock)
-            with_cache += timed(cached, 1, clock)
-            without += timed(recomputed, 1, clock)
+            build.append(timed(build_cache, clock))
+            with_cache.append(timed(cached, clock))
+            without.append(timed(recomputed, clock))
     return {"build": build, "cached": with_cache, "recomputed": without}
 
 
@@ -149,7 +146,7 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--shape", choices=sorted(SHAPES), default="demo")
     parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (the metrics rule's threads: 1)")
+                        help="torch threads (the demo's threads.metrics: 1)")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                         help="wall time, or this process's CPU time (steadier on a shared machine)")
     parser.add_argument("--repeats", type=int, default=5, help="runs of each, interleaved")

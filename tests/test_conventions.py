@@ -10,7 +10,7 @@ import sys
 
 import pytest
 import yaml
-from workflow_helpers import REPO, SNAKEFILE, write_config
+from workflow_helpers import REPO, SNAKEFILE, demo_config, paper_threads, write_config
 
 RAW_DATASETS = ("facescrub", "celeba")
 
@@ -226,8 +226,7 @@ THREAD_KINDS = {
 
 
 def test_rules_take_their_threads_from_the_config_not_the_profile(paper_workflow):
-    paper = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["threads"]
-    demo = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())["threads"]
+    paper, demo = paper_threads(), demo_config()["threads"]
     assert set(paper) == set(demo) == set(THREAD_KINDS.values())
     assert set(demo.values()) == {1}, "the demo runs two one-core jobs at a time on two cores"
     for rule, kind in THREAD_KINDS.items():

@@ -4,7 +4,7 @@ if-chains (timm's ``register_model`` is the model). Imports nothing heavy."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 Entry = TypeVar("Entry")
 
@@ -27,9 +27,15 @@ class Registry(Generic[Entry]):
         self._entries[name] = entry
         return entry
 
-    def register(self, name: str) -> Callable[[Entry], Entry]:
-        """Decorator form of ``add``: the decorated object is the entry."""
-        return lambda entry: self.add(name, entry)
+    def register(self, name: str, entry: Callable[[Any], Entry] | None = None) -> Callable:
+        """Decorator form of ``add``: registers ``entry(obj)`` (``obj`` itself without ``entry``)
+        and returns the decorated ``obj``."""
+
+        def decorate(obj):
+            self.add(name, obj if entry is None else entry(obj))
+            return obj
+
+        return decorate
 
     def names(self) -> list[str]:
         return sorted(self._entries)

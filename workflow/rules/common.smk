@@ -9,6 +9,7 @@ from lsmia.config import (
     ConfigError,
     attack_settings,
     deep_merge,
+    entry_with_defaults,
     identity_problems,
     known_identities,
     recipe_without_runtime_settings,
@@ -122,8 +123,8 @@ def weights_file(key):
 
 def pretrained_input(arch):
     """The weights an architecture starts from (nothing, ImageNet file, or public pre-training)."""
-    spec = ARCHS[arch]
-    kind = spec.get("pretrained", "none")
+    spec = entry_with_defaults("architecture", ARCHS[arch])
+    kind = spec["pretrained"]
     if kind == "imagenet":
         return weights_file(spec["model"])
     if kind == "public":

@@ -52,12 +52,8 @@ PRIORS: Registry[Prior] = Registry("generator")
 
 def register_prior(kind: str, *, required: Iterable[str] = ()):
     """Decorator: register ``build(spec, device)`` as the prior ``kind`` (the spec's ``kind``)."""
-
-    def register(build: Callable[[Mapping, torch.device], Generator]):
-        PRIORS.add(kind, Prior(build, tuple(required)))
-        return build
-
-    return register
+    required = tuple(required)
+    return PRIORS.register(kind, lambda build: Prior(build, required))
 
 
 def load_generator(spec: Mapping, device: torch.device) -> Generator:

@@ -35,12 +35,8 @@ def register_defence(
     settings: Callable[[Mapping], dict],
 ):
     """Class decorator: register the wrapper as the defence ``name`` (the config's ``name``)."""
-
-    def register(wrapper: type) -> type:
-        DEFENCES.add(name, Defence(wrapper, frozenset(required), frozenset(optional), settings))
-        return wrapper
-
-    return register
+    keys = frozenset(required), frozenset(optional)
+    return DEFENCES.register(name, lambda wrapper: Defence(wrapper, *keys, settings))
 
 
 def check_number(name: str, key: str, value, minimum: float = 0.0) -> float:

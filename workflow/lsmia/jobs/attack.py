@@ -40,12 +40,7 @@ ATTACK_STAGES: Registry[AttackStage] = Registry("attack stage")
 
 def register_stage(name: str, files: Callable[[Any], dict]):
     """Decorator: register a job as the attack stage ``name`` (rule ``attack_<name>``)."""
-
-    def register(job: Callable[..., None]) -> Callable[..., None]:
-        ATTACK_STAGES.add(name, AttackStage(job, files))
-        return job
-
-    return register
+    return ATTACK_STAGES.register(name, lambda job: AttackStage(job, files))
 
 
 def run_stage(rule, **common) -> None:

@@ -68,7 +68,7 @@ def sample_grid_artefact(spec: dict, model_metrics: Sequence[str], selected: Seq
     from lsmia.data.packed import PackedDataset
 
     dataset = PackedDataset(data_dir, split="train")
-    count, classes = spec.get("images", 3), range(spec.get("classes", 4))
+    count, classes = spec["images"], range(spec["classes"])
     real = {}
     for label in classes:
         rows = np.flatnonzero(dataset.labels == label)[:count]

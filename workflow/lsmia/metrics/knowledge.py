@@ -44,9 +44,10 @@ def knowledge_extraction_score(
     (``classes`` and ξ_train, ξ_test of each class, ``per_class.per_class_means``).
     """
     from lsmia.config import entry_with_defaults
-    from lsmia.training.recipe import build_model
+    from lsmia.training.recipe import build_model, check_recipe
     from lsmia.training.trainer import clear_checkpoint, train
 
+    recipe = check_recipe(recipe)
     classes = [int(label) for label in classes]
     images, labels = _checked_attack_images(images, labels, classes)
     student_index = {label: position for position, label in enumerate(classes)}
@@ -102,8 +103,8 @@ def _student_hits(model, real: PackedDataset, classes: list[int], recipe: Mappin
     lookup[torch.tensor(classes)] = torch.arange(len(classes))
     logits, real_labels = evaluate(model, _of_classes(real, classes), device=device,
                                    input_size=input_size,
-                                   batch_size=recipe.get("eval_batch_size") or recipe["batch_size"],
-                                   precision=recipe.get("precision", "fp32"))
+                                   batch_size=recipe["eval_batch_size"],
+                                   precision=recipe["precision"])
     return (logits.argmax(dim=1) == lookup[real_labels]).double(), real_labels
 
 
